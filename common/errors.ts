@@ -1,0 +1,43 @@
+// Every failure the program can report to a Sync client has a code here. Storage and request
+// parsing throw SyncError with one of these codes; server/errors.ts is the one place that
+// turns a code into a status, a legacy Weave body and headers.
+
+export type SyncErrorCode =
+  | 'not-found' // unknown route or missing record
+  | 'method-not-allowed'
+  | 'unauthorized'
+  | 'bad-request' // malformed query, header or path
+  | 'invalid-bso' // malformed record or body (Weave 8)
+  | 'size-limit' // declared sizes over the limits (Weave 17, 400)
+  | 'too-large' // request body over max_request_bytes (413)
+  | 'unsupported-media-type'
+  | 'not-acceptable'
+  | 'not-modified'
+  | 'precondition-failed'
+  | 'batch-not-found'
+  | 'over-quota'
+  | 'conflict' // another writer moved the timestamp first; the client retries
+  | 'unavailable' // a store or node cannot serve now
+  | 'internal';
+
+export class SyncError extends Error {
+  readonly code: SyncErrorCode;
+  /** Timestamp (ms) of the resource, for 304/412 answers that carry X-Last-Modified. */
+  readonly lastModified?: number;
+  /** Seconds the client should wait, for 503 answers. */
+  readonly retryAfter?: number;
+
+  constructor(
+    code: SyncErrorCode,
+    detail?: string,
+    extra: { lastModified?: number; retryAfter?: number; cause?: unknown } = {},
+  ) {
+    super(detail ?? code, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = 'SyncError';
+    this.code = code;
+    if (extra.lastModified !== undefined) this.lastModified = extra.lastModified;
+    if (extra.retryAfter !== undefined) this.retryAfter = extra.retryAfter;
+  }
+}
+
+export const isSyncError = (e: unknown): e is SyncError => e instanceof SyncError;

@@ -1,0 +1,68 @@
+// The design document of every user database. It is code: versioned here, installed by the
+// program when a database is first opened, upgraded when this version is newer and never
+// downgraded (an older gateway leaves a newer design document alone).
+//
+// The embedded store answers listings from its in-memory index (storage/engine/record-index.ts)
+// and never queries these views; Couch nodes use them. validate_doc_update keeps records
+// well-formed on nodes we do not run ourselves.
+
+export const DESIGN_ID = '_design/syncgate';
+export const DESIGN_VERSION = 1;
+
+/* eslint-disable */
+// These functions run inside CouchDB's JavaScript engine (SpiderMonkey/QuickJS): plain ES5,
+// no closures over module scope. They are exported as functions so tests can call them.
+
+export function byModifiedMap(doc: any): void {
+  if (doc._id.indexOf('r:') === 0) {
+    // @ts-ignore emit is a CouchDB global
+    emit([doc.c, doc.m, doc.i], { w: doc.w, n: doc.n, s: doc.s, x: doc.x });
+  }
+}
+
+export function bySortindexMap(doc: any): void {
+  if (doc._id.indexOf('r:') === 0) {
+    // @ts-ignore emit is a CouchDB global
+    emit([doc.c, doc.s === undefined ? null : doc.s, doc.i], { w: doc.w, m: doc.m, x: doc.x });
+  }
+}
+
+export function validateDocUpdate(newDoc: any, _oldDoc: any, userCtx: any): void {
+  function reject(why: string): never {
+    throw { forbidden: why };
+  }
+  var isAdmin = userCtx && userCtx.roles && userCtx.roles.indexOf('_admin') !== -1;
+  if (newDoc._deleted) return;
+  var id = newDoc._id;
+  if (id.indexOf('r:') === 0) {
+    if (typeof newDoc.c !== 'string' || !/^[a-zA-Z0-9._-]{1,32}$/.test(newDoc.c)) reject('bad collection');
+    if (typeof newDoc.i !== 'string' || !/^[ -~]{1,64}$/.test(newDoc.i)) reject('bad id');
+    if (id !== 'r:' + newDoc.c + ':' + newDoc.i) reject('_id does not match collection and id');
+    if (typeof newDoc.w !== 'number' || newDoc.w % 1 !== 0 || newDoc.w < 0) reject('bad w');
+    if (typeof newDoc.m !== 'number' || newDoc.m % 1 !== 0 || newDoc.m < 0) reject('bad m');
+    if (typeof newDoc.p !== 'string') reject('bad payload');
+    if (typeof newDoc.n !== 'number') reject('bad size');
+    if (newDoc.s !== undefined && (typeof newDoc.s !== 'number' || newDoc.s % 1 !== 0)) reject('bad sortindex');
+    if (newDoc.x !== undefined && (typeof newDoc.x !== 'number' || newDoc.x % 1 !== 0)) reject('bad expiry');
+    return;
+  }
+  if (id === 'state') {
+    if (typeof newDoc.storage !== 'number' || typeof newDoc.collections !== 'object') reject('bad state');
+    return;
+  }
+  if (/^(b|q|j):/.test(id)) return;
+  if (!isAdmin) reject('unknown document kind');
+}
+
+export function buildDesignDoc(): Record<string, unknown> {
+  return {
+    _id: DESIGN_ID,
+    version: DESIGN_VERSION,
+    language: 'javascript',
+    views: {
+      by_modified: { map: byModifiedMap.toString() },
+      by_sortindex: { map: bySortindexMap.toString() },
+    },
+    validate_doc_update: validateDocUpdate.toString(),
+  };
+}

@@ -1,0 +1,43 @@
+// The Koa application: logging, X-Weave-Timestamp, the error catalog, then the routes.
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import { formatSeconds, nowMs, parseSeconds } from '../common/timestamps.js';
+import type { Store } from '../storage/store.js';
+import type { Config } from './config.js';
+import { errorMiddleware } from './errors.js';
+import { requestLog, uidHasher } from './logging.js';
+import { opsRouter } from './routes/ops.js';
+import { syncRouter } from './routes/index.js';
+
+export interface AppDeps {
+  config: Config;
+  store: Store;
+  masterSecret: string;
+  logger: Logger;
+}
+
+/** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */
+const weaveTimestamp: Koa.Middleware = async (ctx, next) => {
+  const start = nowMs();
+  try {
+    await next();
+  } finally {
+    const lm = parseSeconds(ctx.response.get('X-Last-Modified') || '0') ?? 0;
+    ctx.set('X-Weave-Timestamp', formatSeconds(Math.max(start, lm)));
+  }
+};
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = deps.config.trustProxy;
+  app.silent = true;
+  app.use(requestLog(deps.logger, uidHasher(deps.masterSecret)));
+  app.use(weaveTimestamp);
+  app.use(errorMiddleware);
+  const ops = opsRouter(deps.store);
+  const sync = syncRouter(deps);
+  app.use(ops.routes());
+  app.use(sync.routes());
+  app.use(sync.allowedMethods());
+  return app;
+}

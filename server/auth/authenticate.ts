@@ -1,0 +1,63 @@
+// Hawk authentication of storage requests (spec 7.5): token signature, expiry (with the
+// info/collections grace), MAC over the public request, and the token's uid equal to the
+// path's. The uid the handlers use comes from the verified token, never from the path.
+import type Koa from 'koa';
+import { SyncError } from '../../common/errors.js';
+import type { Config } from '../config.js';
+import { macMatches, parseHawkHeader, type HawkRequest } from './hawk.js';
+import { deriveKey, parseToken, signingKey } from './tokenlib.js';
+
+export interface AuthState {
+  uid: string;
+}
+
+function firstForwarded(value: string, key: 'host' | 'proto'): string | undefined {
+  const first = value.split(',')[0] ?? '';
+  for (const pair of first.split(';')) {
+    const [k, v] = pair.split('=').map((s) => s.trim());
+    if (k?.toLowerCase() === key && v) return v.replace(/^"|"$/g, '');
+  }
+  return undefined;
+}
+
+/** The host, port and path the client signed: what it saw, not what the proxy forwarded. */
+export function publicRequest(ctx: Koa.Context, config: Config): HawkRequest {
+  const raw = ctx.req.url ?? '/';
+  if (config.publicUrl) {
+    const u = new URL(config.publicUrl);
+    const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+    return { method: ctx.method, resource: u.pathname.replace(/\/$/, '') + raw, host: u.hostname, port };
+  }
+  let host = ctx.get('Host');
+  let proto = ctx.protocol;
+  if (config.trustProxy) {
+    const fwd = ctx.get('Forwarded');
+    host = (fwd && firstForwarded(fwd, 'host')) || ctx.get('X-Forwarded-Host').split(',')[0]?.trim() || host;
+    proto = (fwd && firstForwarded(fwd, 'proto')) || ctx.get('X-Forwarded-Proto').split(',')[0]?.trim() || proto;
+  }
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host);
+  const hostname = m?.[1] ?? host;
+  const port = m?.[2] ? Number(m[2]) : proto === 'https' ? 443 : 80;
+  return { method: ctx.method, resource: raw, host: hostname, port };
+}
+
+export function authenticate(config: Config, masterSecret: string): Koa.Middleware {
+  const signing = signingKey(masterSecret);
+  return async (ctx, next) => {
+    const attrs = parseHawkHeader(ctx.get('Authorization'));
+    if (!attrs) throw new SyncError('unauthorized', 'no Hawk header');
+    const claims = parseToken(masterSecret, attrs.id, signing);
+    if (!claims) throw new SyncError('unauthorized', 'bad token');
+    const now = Date.now() / 1000;
+    if (Math.round(claims.expires) <= now) {
+      // An expired token may still poll info/collections for a while (spec 3.1).
+      const grace = ctx.state.route === 'info/collections' && now - claims.expires < config.expiredTokenGraceSec;
+      if (!grace) throw new SyncError('unauthorized', 'token expired');
+    }
+    const key = deriveKey(masterSecret, attrs.id, claims.salt);
+    if (!macMatches(key, attrs, publicRequest(ctx, config))) throw new SyncError('unauthorized', 'bad MAC');
+    if (String(claims.uid) !== ctx.params.uid) throw new SyncError('unauthorized', 'uid is not the token\'s');
+    (ctx.state as AuthState).uid = String(claims.uid);
+    await next();
+  };
+}

@@ -1,0 +1,149 @@
+// The one typed configuration of the program: from the environment and, when SYNCGATE_CONFIG
+// names one, a JSON file (the environment wins). Validated at start; every problem is listed
+// in one clear message. Secrets are never part of what describe() prints.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export interface Limits {
+  maxPostRecords: number;
+  maxPostBytes: number;
+  maxRecordPayloadBytes: number;
+  maxRequestBytes: number;
+  maxTotalRecords: number;
+  maxTotalBytes: number;
+  maxQuotaLimit: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Public origin (and path prefix) clients use; pins host and port for Hawk when set. */
+  publicUrl?: string;
+  /** Take host and scheme from Forwarded / X-Forwarded-* headers. */
+  trustProxy: boolean;
+  masterSecret?: string;
+  tokenDuration: number;
+  /** How long an expired token still reads info/collections (spec 3.1). */
+  expiredTokenGraceSec: number;
+  limits: Limits;
+  /** Per-user quota in bytes; 0 is off. */
+  quotaBytes: number;
+  batchLifetimeSec: number;
+  maxOpenUsers: number;
+  purgeIntervalSec: number;
+  logLevel: string;
+}
+
+const MB = 1024 * 1024;
+
+export const DEFAULT_LIMITS: Limits = {
+  maxPostRecords: 100,
+  maxPostBytes: 2.5 * MB,
+  maxRecordPayloadBytes: 2.5 * MB,
+  maxRequestBytes: 2.5 * MB + 4096,
+  maxTotalRecords: 10_000,
+  maxTotalBytes: 100 * 2.5 * MB,
+  maxQuotaLimit: 2 * MB * 1000, // RS: 2 × "GIGABYTE", where GIGABYTE = MEGABYTE × 1000
+};
+
+export class ConfigError extends Error {}
+
+type Source = Record<string, string | undefined>;
+
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  let file: Record<string, unknown> = {};
+  if (env.SYNCGATE_CONFIG) {
+    try {
+      file = JSON.parse(readFileSync(env.SYNCGATE_CONFIG, 'utf8')) as Record<string, unknown>;
+      if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new Error('not a JSON object');
+    } catch (e) {
+      throw new ConfigError(`SYNCGATE_CONFIG=${env.SYNCGATE_CONFIG}: ${(e as Error).message}`);
+    }
+  }
+  const pick = (envName: string, fileName: string): string | undefined => {
+    const v = (env as Source)[envName];
+    if (v !== undefined && v !== '') return v;
+    const f = file[fileName];
+    return f === undefined || f === null ? undefined : String(f);
+  };
+  const str = (envName: string, fileName: string, dflt: string): string => pick(envName, fileName) ?? dflt;
+  const int = (envName: string, fileName: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number => {
+    const v = pick(envName, fileName);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!/^\s*-?\d+\s*$/.test(v) || n < min || n > max) {
+      problems.push(`${envName} (or "${fileName}" in the config file) must be an integer from ${min} to ${max}, got "${v}"`);
+      return dflt;
+    }
+    return n;
+  };
+  const bool = (envName: string, fileName: string): boolean => {
+    const v = pick(envName, fileName)?.toLowerCase();
+    if (v === undefined) return false;
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    problems.push(`${envName} must be true or false, got "${v}"`);
+    return false;
+  };
+
+  const limits: Limits = {
+    maxPostRecords: int('SYNCGATE_MAX_POST_RECORDS', 'max_post_records', DEFAULT_LIMITS.maxPostRecords, 1),
+    maxPostBytes: int('SYNCGATE_MAX_POST_BYTES', 'max_post_bytes', DEFAULT_LIMITS.maxPostBytes, 1),
+    maxRecordPayloadBytes: int('SYNCGATE_MAX_RECORD_PAYLOAD_BYTES', 'max_record_payload_bytes', DEFAULT_LIMITS.maxRecordPayloadBytes, 1),
+    maxRequestBytes: int('SYNCGATE_MAX_REQUEST_BYTES', 'max_request_bytes', DEFAULT_LIMITS.maxRequestBytes, 1),
+    maxTotalRecords: int('SYNCGATE_MAX_TOTAL_RECORDS', 'max_total_records', DEFAULT_LIMITS.maxTotalRecords, 1),
+    maxTotalBytes: int('SYNCGATE_MAX_TOTAL_BYTES', 'max_total_bytes', DEFAULT_LIMITS.maxTotalBytes, 1),
+    maxQuotaLimit: DEFAULT_LIMITS.maxQuotaLimit,
+  };
+  const quotaBytes = int('SYNCGATE_QUOTA_BYTES', 'quota_bytes', 0, 0);
+  if (quotaBytes > 0) limits.maxQuotaLimit = quotaBytes;
+
+  const publicUrl = pick('SYNCGATE_PUBLIC_URL', 'public_url');
+  if (publicUrl !== undefined) {
+    try {
+      const u = new URL(publicUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      problems.push(`SYNCGATE_PUBLIC_URL must be an http(s) URL, got "${publicUrl}"`);
+    }
+  }
+  const masterSecret = pick('SYNC_MASTER_SECRET', 'master_secret');
+  if (masterSecret !== undefined && masterSecret.length < 16) {
+    problems.push('SYNC_MASTER_SECRET must be at least 16 characters');
+  }
+  const logLevel = str('LOG_LEVEL', 'log_level', 'info');
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    problems.push(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
+  }
+
+  const config: Config = {
+    host: str('HOST', 'host', '127.0.0.1'),
+    port: int('PORT', 'port', 8000, 0, 65535),
+    dataDir: resolve(str('SYNCGATE_DATA', 'data_dir', './data')),
+    trustProxy: bool('SYNCGATE_TRUST_PROXY', 'trust_proxy'),
+    tokenDuration: int('SYNCGATE_TOKEN_DURATION', 'token_duration', 3600, 1),
+    expiredTokenGraceSec: int('SYNCGATE_EXPIRED_TOKEN_GRACE', 'expired_token_grace', 7200, 0),
+    limits,
+    quotaBytes,
+    batchLifetimeSec: int('SYNCGATE_BATCH_LIFETIME', 'batch_lifetime', 7200, 1),
+    maxOpenUsers: int('SYNCGATE_MAX_OPEN_USERS', 'max_open_users', 200, 1),
+    purgeIntervalSec: int('SYNCGATE_PURGE_INTERVAL', 'purge_interval', 30, 1),
+    logLevel,
+  };
+  if (publicUrl !== undefined) config.publicUrl = publicUrl.replace(/\/+$/, '');
+  if (masterSecret !== undefined) config.masterSecret = masterSecret;
+  if (limits.maxRequestBytes < limits.maxRecordPayloadBytes) {
+    problems.push('SYNCGATE_MAX_REQUEST_BYTES must be at least SYNCGATE_MAX_RECORD_PAYLOAD_BYTES');
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  return config;
+}
+
+/** The configuration as it may be logged: secrets replaced. */
+export function describe(config: Config): Record<string, unknown> {
+  return { ...config, masterSecret: config.masterSecret ? '[set]' : '[data folder]' };
+}
+

@@ -1,0 +1,93 @@
+// The one place where failures become protocol responses (spec 6): status, the legacy Weave
+// error number as the body, and headers. Nothing else of an error (message, stack, a Couch
+// body) ever reaches a client.
+import type Koa from 'koa';
+import { isSyncError, SyncError, type SyncErrorCode } from '../common/errors.js';
+import { formatSeconds } from '../common/timestamps.js';
+
+export interface CatalogEntry {
+  status: number;
+  /** Legacy Weave error code written as the JSON body; null for bodiless answers. */
+  weave: number | null;
+  headers?: Record<string, string>;
+  /** What the code means, for operators reading the docs and logs. */
+  doc: string;
+}
+
+export const WEAVE = {
+  generic: 0,
+  invalidBso: 8,
+  overQuota: 14,
+  sizeLimit: 17,
+} as const;
+
+export const CONFLICT_RETRY_AFTER = 10;
+
+export const catalog: Record<SyncErrorCode, CatalogEntry> = {
+  'not-found': { status: 404, weave: WEAVE.generic, doc: 'unknown path, or a record that does not exist or has expired' },
+  'method-not-allowed': { status: 405, weave: WEAVE.generic, doc: 'the path exists but not for this method' },
+  unauthorized: {
+    status: 401,
+    weave: WEAVE.generic,
+    headers: { 'WWW-Authenticate': 'Hawk' },
+    doc: 'missing or invalid Hawk header, bad token, expired token, or a uid that is not the token\'s',
+  },
+  'bad-request': { status: 400, weave: WEAVE.generic, doc: 'malformed query parameter, header, path or batch id' },
+  'invalid-bso': { status: 400, weave: WEAVE.invalidBso, doc: 'malformed record or request body' },
+  'size-limit': { status: 400, weave: WEAVE.sizeLimit, doc: 'declared or batch totals over the advertised limits' },
+  'too-large': { status: 413, weave: WEAVE.sizeLimit, doc: 'request body over max_request_bytes' },
+  'unsupported-media-type': { status: 415, weave: WEAVE.generic, doc: 'Content-Type is not JSON, text/plain or application/newlines' },
+  'not-acceptable': { status: 406, weave: WEAVE.generic, doc: 'Accept names no type this server produces' },
+  'not-modified': { status: 304, weave: null, doc: 'X-If-Modified-Since: nothing newer' },
+  'precondition-failed': { status: 412, weave: null, doc: 'X-If-Unmodified-Since: the resource changed' },
+  'batch-not-found': { status: 400, weave: WEAVE.generic, doc: 'unknown, foreign, expired or committed batch id' },
+  'over-quota': { status: 403, weave: WEAVE.overQuota, doc: 'the user is over quota' },
+  conflict: {
+    status: 503,
+    weave: WEAVE.generic,
+    headers: { 'Retry-After': String(CONFLICT_RETRY_AFTER) },
+    doc: 'another write to the same user won the race; retry later',
+  },
+  unavailable: {
+    status: 503,
+    weave: WEAVE.generic,
+    headers: { 'Retry-After': String(CONFLICT_RETRY_AFTER) },
+    doc: 'the storage cannot serve this user right now',
+  },
+  internal: { status: 500, weave: WEAVE.generic, doc: 'unexpected server error (details only in the server log)' },
+};
+
+/** Writes the catalog answer for any error; unknown errors are logged and become 500. */
+export function writeError(ctx: Koa.Context, err: unknown): void {
+  let code: SyncErrorCode = 'internal';
+  if (isSyncError(err)) {
+    code = err.code;
+    if (err.lastModified !== undefined && (code === 'not-modified' || code === 'precondition-failed')) {
+      ctx.set('X-Last-Modified', formatSeconds(err.lastModified));
+    }
+    if (err.retryAfter !== undefined) ctx.set('Retry-After', String(err.retryAfter));
+  } else {
+    ctx.state.error = err;
+  }
+  const entry = catalog[code];
+  for (const [k, v] of Object.entries(entry.headers ?? {})) if (!ctx.response.get(k)) ctx.set(k, v);
+  ctx.status = entry.status;
+  if (entry.weave === null) {
+    ctx.body = null;
+    ctx.remove('Content-Type');
+  } else {
+    ctx.type = 'application/json';
+    ctx.body = String(entry.weave);
+  }
+}
+
+/** Catches everything below it; also turns an unmatched route into the protocol's 404. */
+export const errorMiddleware: Koa.Middleware = async (ctx, next) => {
+  try {
+    await next();
+    if (ctx.status === 404 && ctx.body === undefined) writeError(ctx, new SyncError('not-found'));
+    else if (ctx.status === 405) writeError(ctx, new SyncError('method-not-allowed'));
+  } catch (err) {
+    writeError(ctx, err);
+  }
+};

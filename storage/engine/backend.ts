@@ -1,0 +1,11 @@
+// What a storage backend provides to the engine: user databases to open and close.
+import type { DocDb } from '../doc-db.js';
+
+export interface Backend {
+  /** True when no other process can open these databases (embedded LevelDB holds a lock). */
+  readonly exclusive: boolean;
+  open(uid: string): Promise<DocDb>;
+  close(uid: string, db: DocDb): Promise<void>;
+  check(): Promise<void>;
+  shutdown(): Promise<void>;
+}

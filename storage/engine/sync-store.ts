@@ -1,0 +1,335 @@
+// The Store contract on top of any backend of user databases.
+import { randomBytes } from 'node:crypto';
+import { SyncError } from '../../common/errors.js';
+
+import type {
+  BatchAccepted,
+  Bso,
+  BsoInput,
+  ListQuery,
+  ListResult,
+  PostInput,
+  Preconditions,
+  StorageInfo,
+  Store,
+  StoreLimits,
+  UsageInfo,
+  WriteResult,
+} from '../store.js';
+import type { Backend } from './backend.js';
+import { batchId, chunkId, recordId, type BatchDoc, type ChunkDoc, type RecordDoc, type StateDoc } from './docs.js';
+import { selectPage } from './listing.js';
+import { checkPreconditions } from './preconditions.js';
+import { inputBytes, isLive, deletionFloor, toBso } from './records.js';
+import { Retry, type UserDb } from './user-db.js';
+import { UserPool } from './user-pool.js';
+import { purgeSlice } from './purge.js';
+
+const WRITE_ATTEMPTS = 8;
+const BATCH_ID = /^[A-Za-z0-9_-]{22}$/;
+
+export interface SyncStoreOptions {
+  limits: StoreLimits;
+  maxOpenUsers: number;
+}
+
+export class SyncStore implements Store {
+  private readonly pool: UserPool;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly opts: SyncStoreOptions,
+  ) {
+    this.pool = new UserPool(backend, opts.maxOpenUsers);
+  }
+
+  private get limits(): StoreLimits {
+    return this.opts.limits;
+  }
+
+  /** Runs fn under the user's lock with the committed state. */
+  private read<T>(uid: string, fn: (u: UserDb, s: StateDoc) => Promise<T>): Promise<T> {
+    return this.pool.use(uid, (u) => u.locked(async () => fn(u, await u.readState())));
+  }
+
+  /** Like read, with a write timestamp, started over when another gateway wrote first. */
+  private write<T>(uid: string, fn: (u: UserDb, s: StateDoc, T: number) => Promise<T>): Promise<T> {
+    return this.pool.use(uid, (u) =>
+      u.locked(async () => {
+        for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+          const s = await u.readState();
+          try {
+            return await fn(u, s, u.nextTimestamp(s));
+          } catch (e) {
+            if (!(e instanceof Retry)) throw e;
+          }
+        }
+        throw new SyncError('conflict', 'too many concurrent writers');
+      }),
+    );
+  }
+
+  info(uid: string, pre: Preconditions): Promise<StorageInfo> {
+    return this.read(uid, async (_u, s) => {
+      checkPreconditions(s.storage, pre, true);
+      return { storage: s.storage, collections: { ...s.collections } };
+    });
+  }
+
+  usage(uid: string, pre: Preconditions): Promise<UsageInfo & { lastModified: number }> {
+    return this.read(uid, async (u, s) => {
+      checkPreconditions(s.storage, pre, true);
+      await u.refreshIndex(s);
+      const result = this.tally(u, s);
+      return { ...result, lastModified: s.storage };
+    });
+  }
+
+  private tally(u: UserDb, s: StateDoc): UsageInfo {
+    const now = Date.now();
+    const bytes: Record<string, number> = {};
+    const counts: Record<string, number> = {};
+    let totalBytes = 0;
+    for (const c of u.index.collections()) {
+      let n = 0;
+      let b = 0;
+      for (const e of u.index.entries(c)) {
+        if (!isLive(e, s, c, now)) continue;
+        n++;
+        b += e.n;
+      }
+      if (n > 0) {
+        counts[c] = n;
+        bytes[c] = b;
+        totalBytes += b;
+      }
+    }
+    const usage: UsageInfo = { bytes, counts, totalBytes };
+    if (this.limits.quotaBytes > 0) usage.quotaBytes = this.limits.quotaBytes;
+    return usage;
+  }
+
+  list(uid: string, collection: string, query: ListQuery, pre: Preconditions): Promise<ListResult> {
+    return this.read(uid, async (u, s) => {
+      const lastModified = s.collections[collection] ?? 0;
+      checkPreconditions(lastModified, pre, true);
+      if (lastModified === 0) return { lastModified, items: [] };
+      await u.refreshIndex(s);
+      const now = Date.now();
+      const page = selectPage(u.index.entries(collection), query, (e) => isLive(e, s, collection, now));
+      const result: ListResult = { lastModified, items: page.entries.map((e) => e.id) };
+      if (page.nextOffset !== undefined) result.nextOffset = page.nextOffset;
+      if (query.full) {
+        const docs = await u.db.getMany<RecordDoc>(page.entries.map((e) => recordId(collection, e.id)));
+        const items: Bso[] = [];
+        for (const e of page.entries) {
+          const doc = docs.get(recordId(collection, e.id));
+          if (doc && isLive(doc, s, collection, now)) items.push(toBso(doc));
+        }
+        result.items = items;
+      }
+      return result;
+    });
+  }
+
+  get(uid: string, collection: string, id: string, pre: Preconditions): Promise<Bso> {
+    return this.read(uid, async (u, s) => {
+      const doc = await u.db.get<RecordDoc>(recordId(collection, id));
+      const live = doc && isLive(doc, s, collection, Date.now()) ? doc : undefined;
+      checkPreconditions(live?.m ?? 0, pre, true);
+      if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });
+      return toBso(live);
+    });
+  }
+
+  put(uid: string, collection: string, record: BsoInput, pre: Preconditions): Promise<WriteResult> {
+    return this.write(uid, async (u, s, T) => {
+      const doc = await u.db.get<RecordDoc>(recordId(collection, record.id));
+      const live = doc && isLive(doc, s, collection, Date.now()) ? doc : undefined;
+      checkPreconditions(live?.m ?? 0, pre, false);
+      const quotaRemaining = await this.checkQuota(u, s, inputBytes([record]));
+      await u.commit(s, T, collection, { kind: 'write', records: [record] }, () => {});
+      return withQuota({ modified: T, success: [record.id], failed: {} }, quotaRemaining);
+    });
+  }
+
+  post(uid: string, collection: string, input: PostInput, pre: Preconditions): Promise<WriteResult> {
+    return this.write(uid, async (u, s, T) => {
+      checkPreconditions(s.collections[collection] ?? 0, pre, false);
+      const quotaRemaining = await this.checkQuota(u, s, inputBytes(input.records));
+      const op = input.records.length > 0 ? { kind: 'write' as const, records: input.records } : undefined;
+      // Even a POST whose every item failed touches the collection (spec 1.2).
+      await u.commit(s, T, collection, op, (next) => {
+        next.collections[collection] = T;
+        next.storage = T;
+      });
+      const result: WriteResult = { modified: T, success: input.records.map((r) => r.id), failed: input.failed };
+      return withQuota(result, quotaRemaining);
+    });
+  }
+
+  openBatch(uid: string, collection: string, input: PostInput, pre: Preconditions): Promise<BatchAccepted> {
+    return this.write(uid, async (u, s, T) => {
+      const lastModified = s.collections[collection] ?? 0;
+      checkPreconditions(lastModified, pre, false);
+      this.checkTotals(0, 0, input.records);
+      await this.checkQuota(u, s, inputBytes(input.records));
+      const id = randomBytes(16).toString('base64url');
+      if (input.records.length > 0) {
+        const chunk: ChunkDoc = { _id: chunkId(id, 0), records: input.records };
+        await u.db.put(chunk);
+      }
+      // `created` is past every deletion so far; a later deletion of the collection gets a
+      // timestamp at or past it and so ends the batch.
+      const batch: BatchDoc = {
+        _id: batchId(id),
+        collection,
+        created: T,
+        expires: Date.now() + this.limits.batchLifetimeMs,
+        chunks: input.records.length > 0 ? 1 : 0,
+        records: input.records.length,
+        bytes: inputBytes(input.records),
+      };
+      if ((await u.db.put(batch)) === 'conflict') throw new Retry();
+      return { batch: id, lastModified, success: input.records.map((r) => r.id), failed: input.failed };
+    });
+  }
+
+  appendBatch(uid: string, collection: string, batch: string, input: PostInput, pre: Preconditions): Promise<BatchAccepted> {
+    return this.write(uid, async (u, s) => {
+      const lastModified = s.collections[collection] ?? 0;
+      checkPreconditions(lastModified, pre, false);
+      const doc = await this.openBatchDoc(u, s, collection, batch);
+      await this.stage(u, s, doc, input.records);
+      return { batch, lastModified, success: input.records.map((r) => r.id), failed: input.failed };
+    });
+  }
+
+  commitBatch(uid: string, collection: string, batch: string, input: PostInput, pre: Preconditions): Promise<WriteResult> {
+    return this.write(uid, async (u, s, T) => {
+      checkPreconditions(s.collections[collection] ?? 0, pre, false);
+      const doc = await this.openBatchDoc(u, s, collection, batch);
+      // The commit's own records are staged like an append, so a crashed commit can be replayed.
+      const quotaRemaining = await this.stage(u, s, doc, input.records);
+      await u.commit(s, T, collection, { kind: 'commit', batch }, () => {});
+      return withQuota({ modified: T, success: input.records.map((r) => r.id), failed: input.failed }, quotaRemaining);
+    });
+  }
+
+  private async openBatchDoc(u: UserDb, s: StateDoc, collection: string, batch: string): Promise<BatchDoc> {
+    if (!BATCH_ID.test(batch)) throw new SyncError('batch-not-found', 'malformed batch id');
+    const doc = await u.db.get<BatchDoc>(batchId(batch));
+    if (!doc || doc.collection !== collection || doc.expires <= Date.now() || doc.created <= deletionFloor(s, collection)) {
+      throw new SyncError('batch-not-found', 'no such batch');
+    }
+    return doc;
+  }
+
+  private async stage(u: UserDb, s: StateDoc, batch: BatchDoc, records: BsoInput[]): Promise<number | undefined> {
+    const bytes = inputBytes(records);
+    this.checkTotals(batch.records, batch.bytes, records);
+    const quotaRemaining = await this.checkQuota(u, s, batch.bytes + bytes);
+    if (records.length === 0) return quotaRemaining;
+    const updated: BatchDoc = {
+      ...batch,
+      chunks: batch.chunks + 1,
+      records: batch.records + records.length,
+      bytes: batch.bytes + bytes,
+    };
+    // Reserve the chunk number first: two appends racing on two gateways get different ones.
+    if ((await u.db.put(updated)) === 'conflict') throw new Retry();
+    const chunk: ChunkDoc = { _id: chunkId(batch._id.slice(2), batch.chunks), records };
+    await u.db.put(chunk);
+    return quotaRemaining;
+  }
+
+  /** Real totals of a batch, not only what the client declares (RS #2357). */
+  private checkTotals(records: number, bytes: number, adding: BsoInput[]): void {
+    if (records + adding.length > this.limits.maxTotalRecords || bytes + inputBytes(adding) > this.limits.maxTotalBytes) {
+      throw new SyncError('size-limit', 'batch total over the limit');
+    }
+  }
+
+  /** Throws over-quota when the projected usage passes the quota; returns bytes left. */
+  private async checkQuota(u: UserDb, s: StateDoc, adding: number): Promise<number | undefined> {
+    const quota = this.limits.quotaBytes;
+    if (quota <= 0) return undefined;
+    await u.refreshIndex(s);
+    const used = this.tally(u, s).totalBytes;
+    if (used + adding > quota) throw new SyncError('over-quota', 'quota exceeded');
+    return quota - used - adding;
+  }
+
+  deleteItem(uid: string, collection: string, id: string, pre: Preconditions): Promise<number> {
+    return this.write(uid, async (u, s, T) => {
+      const doc = await u.db.get<RecordDoc>(recordId(collection, id));
+      const live = doc && isLive(doc, s, collection, Date.now()) ? doc : undefined;
+      checkPreconditions(live?.m ?? 0, pre, false);
+      if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });
+      await u.commit(s, T, collection, { kind: 'delete', ids: [id] }, () => {});
+      return T;
+    });
+  }
+
+  deleteItems(uid: string, collection: string, ids: string[], pre: Preconditions): Promise<number> {
+    return this.write(uid, async (u, s, T) => {
+      const current = s.collections[collection];
+      checkPreconditions(current ?? 0, pre, false);
+      // Deleting ids of a collection that does not exist does not create it.
+      if (current === undefined) return s.storage;
+      await u.commit(s, T, collection, { kind: 'delete', ids }, () => {});
+      return T;
+    });
+  }
+
+  deleteCollection(uid: string, collection: string, pre: Preconditions): Promise<number> {
+    // One state write hides every record at once; the records are purged later in slices.
+    return this.write(uid, async (u, s, T) => {
+      checkPreconditions(s.collections[collection] ?? 0, pre, false);
+      await u.commit(s, T, collection, undefined, (next) => {
+        delete next.collections[collection];
+        next.cleared[collection] = T;
+        next.storage = T;
+      });
+      return T;
+    });
+  }
+
+  deleteAll(uid: string, pre: Preconditions): Promise<number> {
+    return this.write(uid, async (u, s, T) => {
+      checkPreconditions(s.storage, pre, false);
+      // The storage timestamp stays at T (a tombstone) so pollers of info/collections see the wipe.
+      await u.commit(s, T, '', undefined, (next) => {
+        next.collections = {};
+        next.cleared = {};
+        next.clearedAll = T;
+        next.storage = T;
+      });
+      return T;
+    });
+  }
+
+  /** One slice of background purging for every open user; returns documents removed. */
+  async purge(now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const uid of this.pool.openUsers()) {
+      removed += await this.read(uid, async (u, s) => purgeSlice(u, s, now));
+    }
+    return removed;
+  }
+
+  check(): Promise<void> {
+    return this.backend.check();
+  }
+
+  async close(): Promise<void> {
+    await this.pool.closeAll();
+    await this.backend.shutdown();
+  }
+}
+
+function withQuota(result: WriteResult, quotaRemaining: number | undefined): WriteResult {
+  if (quotaRemaining !== undefined) result.quotaRemaining = quotaRemaining;
+  return result;
+}
+

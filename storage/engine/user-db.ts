@@ -1,0 +1,238 @@
+// One user's database and the commit protocol that makes every write all-or-nothing and
+// every acknowledged write durable, across crashes and across gateways:
+//
+//   1. read `state`; T = max(now, storage + 10 ms): strictly increasing per user
+//   2. compare-and-swap `state` to carry `pending` {T, the write itself (journal)}
+//   3. apply the records (idempotent: a record already at w = T is skipped)
+//   4. compare-and-swap `state`: the collection and storage timestamps become T, pending cleared
+//
+// Readers only see records whose write is committed (w <= collection timestamp), so a write
+// between 2 and 4 is invisible. Whoever finds a pending write whose owner is gone (crashed
+// process, expired lease) rolls it forward from its journal: nothing stored is half applied
+// for long, and nothing that was acknowledged (step 4 done) can be lost.
+import { randomBytes } from 'node:crypto';
+import { SyncError } from '../../common/errors.js';
+import { nowMs } from '../../common/timestamps.js';
+import type { Doc, DocDb } from '../doc-db.js';
+import type { BsoInput } from '../store.js';
+import {
+  batchId,
+  chunkRange,
+  emptyState,
+  journalId,
+  recordId,
+  STATE_ID,
+  type BatchDoc,
+  type ChunkDoc,
+  type JournalDoc,
+  type JournalOp,
+  type Pending,
+  type RecordDoc,
+  type StateDoc,
+} from './docs.js';
+import { Mutex } from './mutex.js';
+import { RecordIndex } from './record-index.js';
+import { isWriteBase, mergeInputs, mergeRecord } from './records.js';
+
+/** Journals up to this size travel inside the state document: one write fewer. */
+const INLINE_JOURNAL_CHARS = 64 * 1024;
+const LEASE_MS = 30_000;
+const APPLY_SLICE = 500;
+const CAS_ATTEMPTS = 8;
+
+export class Retry extends Error {}
+
+export interface UserDbOptions {
+  /** Only this process opens the database (embedded store): any pending write is orphaned. */
+  exclusive: boolean;
+  /** Identifies this process in pending writes. */
+  owner: string;
+}
+
+export class UserDb {
+  readonly index = new RecordIndex();
+  private readonly mutex = new Mutex();
+
+  constructor(
+    readonly db: DocDb,
+    private readonly opts: UserDbOptions,
+  ) {}
+
+  /** Runs fn with the user's lock held. */
+  locked<T>(fn: () => Promise<T>): Promise<T> {
+    return this.mutex.run(fn);
+  }
+
+  /** The committed state; finishes an orphaned write first. */
+  async readState(): Promise<StateDoc> {
+    const deadline = Date.now() + LEASE_MS;
+    for (;;) {
+      const state = (await this.db.get<StateDoc>(STATE_ID)) ?? emptyState();
+      const p = state.pending;
+      if (!p) return state;
+      if (this.opts.exclusive || p.owner === this.opts.owner || p.lease < Date.now()) {
+        await this.recover(state);
+        continue;
+      }
+      // Another gateway is between steps 2 and 4; it will be done in milliseconds.
+      if (Date.now() > deadline) throw new SyncError('conflict', 'pending write did not finish');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Brings the record index up to the given state. */
+  async refreshIndex(state: StateDoc): Promise<void> {
+    if (state._rev !== undefined && this.index.stateRev === state._rev) return;
+    this.index.apply(await this.db.changes<Doc>(this.index.seq));
+    this.index.stateRev = state._rev;
+  }
+
+  /** Next write timestamp: now, but always past everything this user has seen. */
+  nextTimestamp(state: StateDoc): number {
+    return Math.max(nowMs(), state.storage + 10);
+  }
+
+  /**
+   * Steps 2–4 for a write that touches records of one collection, or step 4 alone for a
+   * write that only changes the state (op undefined). Throws Retry when another writer
+   * moved the state first; the caller starts over from a fresh read.
+   */
+  async commit(
+    state: StateDoc,
+    T: number,
+    collection: string,
+    op: JournalOp | undefined,
+    update: (s: StateDoc) => void,
+  ): Promise<StateDoc> {
+    if (!op) {
+      const next = structuredClone(state);
+      update(next);
+      const rev = await this.db.put(next);
+      if (rev === 'conflict') throw new Retry();
+      next._rev = rev;
+      return next;
+    }
+    const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + LEASE_MS };
+    if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
+      pending.op = op;
+    } else {
+      const journal: JournalDoc = { _id: `${journalId(T)}:${randomBytes(6).toString('hex')}`, op };
+      if ((await this.db.put(journal)) === 'conflict') throw new Retry();
+      pending.journal = journal._id;
+    }
+    const claimed: StateDoc = { ...state, pending };
+    const rev = await this.db.put(claimed);
+    if (rev === 'conflict') {
+      if (pending.journal) await this.deleteDocs([pending.journal]);
+      throw new Retry();
+    }
+    claimed._rev = rev;
+    return this.finish(claimed, op);
+  }
+
+  /** Steps 3 and 4 of the pending write in `state`. */
+  private async finish(state: StateDoc, op: JournalOp): Promise<StateDoc> {
+    const p = state.pending as Pending;
+    await this.apply(op, p.T, p.collection, state);
+    const done: StateDoc = structuredClone(state);
+    done.pending = null;
+    done.collections[p.collection] = p.T;
+    done.storage = Math.max(done.storage, p.T);
+    for (let i = 0; i < CAS_ATTEMPTS; i++) {
+      const rev = await this.db.put(done);
+      if (rev !== 'conflict') {
+        done._rev = rev;
+        if (p.journal) await this.deleteDocs([p.journal]);
+        return done;
+      }
+      // Someone else rolled our write forward (we were presumed dead): it is committed.
+      const now = (await this.db.get<StateDoc>(STATE_ID)) ?? emptyState();
+      if (!now.pending || now.pending.T !== p.T) {
+        if ((now.collections[p.collection] ?? -1) >= p.T || now.storage >= p.T) return now;
+        throw new SyncError('unavailable', 'write lost its pending marker');
+      }
+      done._rev = now._rev;
+    }
+    throw new SyncError('conflict', 'could not commit state');
+  }
+
+  private async recover(state: StateDoc): Promise<void> {
+    const p = state.pending as Pending;
+    let op = p.op;
+    if (!op && p.journal) op = (await this.db.get<JournalDoc>(p.journal))?.op;
+    // A journal document is deleted only after its commit; should one still be missing,
+    // commit what was applied rather than leave records stamped past the collection.
+    await this.finish(state, op ?? { kind: 'delete', ids: [] });
+  }
+
+  private async apply(op: JournalOp, T: number, collection: string, state: StateDoc): Promise<void> {
+    switch (op.kind) {
+      case 'write':
+        return this.applyRecords(op.records, collection, T, state);
+      case 'delete':
+        return this.applyDeletes(op.ids.map((id) => recordId(collection, id)));
+      case 'commit': {
+        const batch = await this.db.get<BatchDoc>(batchId(op.batch));
+        if (!batch) return; // applied and cleaned up before a crash
+        const records = await this.stagedRecords(op.batch);
+        await this.applyRecords(records, collection, T, state);
+        const [start, end] = chunkRange(op.batch);
+        const chunks = await this.db.range<ChunkDoc>(start, end);
+        // The batch document goes last: while it exists, the commit can be replayed.
+        await this.deleteDocs(chunks.map((c) => c._id));
+        await this.deleteDocs([batch._id]);
+        return;
+      }
+    }
+  }
+
+  /** The records staged in a batch, merged per id in upload order. */
+  async stagedRecords(batch: string): Promise<BsoInput[]> {
+    const [start, end] = chunkRange(batch);
+    const merged = new Map<string, BsoInput>();
+    for (const chunk of await this.db.range<ChunkDoc>(start, end)) {
+      for (const r of chunk.records) merged.set(r.id, mergeInputs(merged.get(r.id), r));
+    }
+    return [...merged.values()];
+  }
+
+  private async applyRecords(records: BsoInput[], collection: string, T: number, state: StateDoc): Promise<void> {
+    for (let i = 0; i < records.length; i += APPLY_SLICE) {
+      let todo = records.slice(i, i + APPLY_SLICE);
+      for (let attempt = 0; todo.length > 0; attempt++) {
+        if (attempt >= CAS_ATTEMPTS) throw new SyncError('unavailable', 'record writes kept conflicting');
+        const existing = await this.db.getMany<RecordDoc>(todo.map((r) => recordId(collection, r.id)));
+        const docs: RecordDoc[] = [];
+        for (const r of todo) {
+          const base = existing.get(recordId(collection, r.id));
+          if (base?.w === T) continue;
+          const doc = mergeRecord(base && isWriteBase(base, state, collection, T) ? base : undefined, r, collection, T);
+          if (base?._rev) doc._rev = base._rev;
+          docs.push(doc);
+        }
+        const results = await this.db.bulk(docs);
+        const failed = new Set(results.filter((x) => !x.ok).map((x) => x.id));
+        todo = todo.filter((r) => failed.has(recordId(collection, r.id)));
+      }
+    }
+  }
+
+  /** Deletes the documents that exist; conflicts are retried with the fresh revision. */
+  async deleteDocs(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += APPLY_SLICE) {
+      let todo = ids.slice(i, i + APPLY_SLICE);
+      for (let attempt = 0; todo.length > 0; attempt++) {
+        if (attempt >= CAS_ATTEMPTS) throw new SyncError('unavailable', 'deletes kept conflicting');
+        const existing = await this.db.getMany<Doc>(todo);
+        const docs = [...existing.values()].map((d) => ({ _id: d._id, _rev: d._rev, _deleted: true }));
+        const results = await this.db.bulk(docs);
+        const failed = new Set(results.filter((x) => x.conflict).map((x) => x.id));
+        todo = todo.filter((id) => failed.has(id));
+      }
+    }
+  }
+
+  private applyDeletes(ids: string[]): Promise<void> {
+    return this.deleteDocs(ids);
+  }
+}

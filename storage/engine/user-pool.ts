@@ -1,0 +1,82 @@
+// Keeps a bounded number of user databases open. Every open PouchDB is a LevelDB with its own
+// files and caches (shared/perf-baseline.md: ~19 files per database; the embedded process ran
+// out of file handles near 1,000 users), so the least recently used idle one is closed.
+import { randomBytes } from 'node:crypto';
+import { designDoc } from '../../couch-design/index.js';
+import type { DocDb } from '../doc-db.js';
+import type { Backend } from './backend.js';
+import { UserDb } from './user-db.js';
+
+interface Entry {
+  user: Promise<UserDb>;
+  users: number;
+}
+
+export class UserPool {
+  private readonly open = new Map<string, Entry>();
+  /** Databases being closed: LevelDB refuses a second open of the same folder until then. */
+  private readonly closing = new Map<string, Promise<void>>();
+  readonly owner = randomBytes(8).toString('hex');
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly maxOpen: number,
+  ) {}
+
+  async use<T>(uid: string, fn: (user: UserDb) => Promise<T>): Promise<T> {
+    let entry = this.open.get(uid);
+    if (entry) {
+      this.open.delete(uid); // re-insert: Map order is the LRU order
+    } else {
+      entry = { user: this.openUser(uid), users: 0 };
+    }
+    this.open.set(uid, entry);
+    entry.users++;
+    try {
+      const user = await entry.user.catch((e) => {
+        if (this.open.get(uid) === entry) this.open.delete(uid);
+        throw e;
+      });
+      return await fn(user);
+    } finally {
+      entry.users--;
+      void this.evict();
+    }
+  }
+
+  /** Every open user, for background work (expiry purge). */
+  openUsers(): string[] {
+    return [...this.open.keys()];
+  }
+
+  private async openUser(uid: string): Promise<UserDb> {
+    await this.closing.get(uid);
+    const db = await this.backend.open(uid);
+    await designDoc.install(db);
+    return new UserDb(db, { exclusive: this.backend.exclusive, owner: this.owner });
+  }
+
+  private async evict(): Promise<void> {
+    if (this.open.size <= this.maxOpen) return;
+    for (const [uid, entry] of this.open) {
+      if (this.open.size <= this.maxOpen) break;
+      if (entry.users > 0) continue;
+      this.open.delete(uid);
+      const done = entry.user
+        .then((user) => user.locked(() => this.backend.close(uid, user.db)))
+        .catch(() => undefined)
+        .finally(() => this.closing.delete(uid));
+      this.closing.set(uid, done);
+      await done;
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    const entries = [...this.open.entries()];
+    this.open.clear();
+    for (const [uid, entry] of entries) {
+      const user = await entry.user.catch(() => undefined);
+      if (user) await user.locked(() => this.backend.close(uid, user.db as DocDb));
+    }
+  }
+}

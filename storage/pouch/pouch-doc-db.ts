@@ -1,0 +1,64 @@
+// DocDb on an embedded PouchDB (LevelDB in the data folder).
+import type { BulkResult, Changes, Doc, DocDb } from '../doc-db.js';
+
+interface PouchError {
+  status?: number;
+}
+
+const status = (e: unknown): number | undefined => (e as PouchError | undefined)?.status;
+
+export class PouchDocDb implements DocDb {
+  constructor(readonly pouch: PouchDB.Database) {}
+
+  async get<T extends Doc>(id: string): Promise<T | undefined> {
+    try {
+      return (await this.pouch.get(id)) as unknown as T;
+    } catch (e) {
+      if (status(e) === 404) return undefined;
+      throw e;
+    }
+  }
+
+  async getMany<T extends Doc>(ids: string[]): Promise<Map<string, T>> {
+    const found = new Map<string, T>();
+    if (ids.length === 0) return found;
+    // Parallel gets beat allDocs({keys}) in-process: each is one LevelDB read.
+    const docs = await Promise.all(ids.map((id) => this.get<T>(id)));
+    for (const doc of docs) if (doc) found.set(doc._id, doc);
+    return found;
+  }
+
+  async put(doc: Doc): Promise<string | 'conflict'> {
+    try {
+      return (await this.pouch.put(doc as PouchDB.Core.PutDocument<object>)).rev;
+    } catch (e) {
+      if (status(e) === 409) return 'conflict';
+      throw e;
+    }
+  }
+
+  async bulk(docs: Doc[]): Promise<BulkResult[]> {
+    if (docs.length === 0) return [];
+    const results = await this.pouch.bulkDocs(docs as PouchDB.Core.PutDocument<object>[]);
+    return results.map((r, i) => {
+      const id = docs[i]?._id ?? '';
+      if ('error' in r && r.error) return { id, ok: false, conflict: r.status === 409 };
+      return { id, ok: true, conflict: false, rev: (r as PouchDB.Core.Response).rev };
+    });
+  }
+
+  async range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]> {
+    const opts: PouchDB.Core.AllDocsWithinRangeOptions = { startkey: startId, endkey: endId, include_docs: true };
+    if (limit !== undefined) opts.limit = limit;
+    const res = await this.pouch.allDocs(opts);
+    return res.rows.flatMap((r) => (r.doc ? [r.doc as unknown as T] : []));
+  }
+
+  async changes<T extends Doc>(since: string | number): Promise<Changes<T>> {
+    const res = await this.pouch.changes({ since, include_docs: true });
+    const docs = res.results.map((r) =>
+      r.deleted ? { _id: r.id, _deleted: true as const } : (r.doc as unknown as T),
+    );
+    return { docs, lastSeq: res.last_seq };
+  }
+}
