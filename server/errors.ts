@@ -71,11 +71,13 @@ export function writeError(ctx: Koa.Context, err: unknown): void {
   }
   const entry = catalog[code];
   for (const [k, v] of Object.entries(entry.headers ?? {})) if (!ctx.response.get(k)) ctx.set(k, v);
-  ctx.status = entry.status;
   if (entry.weave === null) {
+    // Body first: Koa turns a null body set after a non-empty status into 204.
     ctx.body = null;
+    ctx.status = entry.status;
     ctx.remove('Content-Type');
   } else {
+    ctx.status = entry.status;
     ctx.type = 'application/json';
     ctx.body = String(entry.weave);
   }

@@ -12,6 +12,7 @@
 // for long, and nothing that was acknowledged (step 4 done) can be lost.
 import { randomBytes } from 'node:crypto';
 import { SyncError } from '../../common/errors.js';
+import { failpoint } from '../../common/failpoint.js';
 import { nowMs } from '../../common/timestamps.js';
 import type { Doc, DocDb } from '../doc-db.js';
 import type { BsoInput } from '../store.js';
@@ -127,6 +128,7 @@ export class UserDb {
       throw new Retry();
     }
     claimed._rev = rev;
+    failpoint('commit:after-pending');
     return this.finish(claimed, op);
   }
 
@@ -134,6 +136,7 @@ export class UserDb {
   private async finish(state: StateDoc, op: JournalOp): Promise<StateDoc> {
     const p = state.pending as Pending;
     await this.apply(op, p.T, p.collection, state);
+    failpoint('commit:before-state');
     const done: StateDoc = structuredClone(state);
     done.pending = null;
     done.collections[p.collection] = p.T;
@@ -214,6 +217,7 @@ export class UserDb {
         const failed = new Set(results.filter((x) => !x.ok).map((x) => x.id));
         todo = todo.filter((r) => failed.has(recordId(collection, r.id)));
       }
+      if (i + APPLY_SLICE < records.length) failpoint('commit:mid-apply');
     }
   }
 
