@@ -33,7 +33,10 @@ program
   .command('serve')
   .description('run the gateway (HOST, PORT, SYNCGATE_DATA, ... from the environment)')
   .action(async () => {
-    const running = await startServer(config());
+    const running = await startServer(config()).catch((e: Error) => {
+      process.stderr.write(`syncgate: cannot start: ${e.message}\n`);
+      process.exit(1);
+    });
     const stop = (signal: string) => {
       running.logger.info({ signal }, 'shutting down');
       running.close().then(

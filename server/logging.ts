@@ -23,7 +23,8 @@ export function requestLog(logger: Logger, hashUid: (uid: string) => string): Ko
       const uid = (ctx.state as { uid?: string }).uid;
       const line: Record<string, unknown> = {
         method: ctx.method,
-        route: (ctx.state as { route?: string }).route ?? ctx.path,
+        // Route names and templates only: a raw path would carry the uid.
+        route: (ctx.state as { route?: string }).route ?? (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched',
         status: ctx.status,
         ms: Math.round(ms * 10) / 10,
       };

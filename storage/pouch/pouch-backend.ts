@@ -27,10 +27,25 @@ export class PouchBackend implements Backend {
     await (db as PouchDocDb).pouch.close();
   }
 
+  /** Held while the gateway runs: LevelDB's lock makes a second gateway on the folder fail fast. */
+  private lock: PouchDB.Database | undefined;
+
   async check(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     await access(this.dir, constants.W_OK);
+    if (!this.lock) {
+      const lock = new PouchDB(join(this.dir, '..', 'gateway-lock'));
+      try {
+        await lock.info();
+      } catch (e) {
+        throw new Error(`data folder ${join(this.dir, '..')} is in use by another syncgate process`, { cause: e });
+      }
+      this.lock = lock;
+    }
   }
 
-  async shutdown(): Promise<void> {}
+  async shutdown(): Promise<void> {
+    await this.lock?.close();
+    this.lock = undefined;
+  }
 }
