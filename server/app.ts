@@ -6,6 +6,7 @@ import type { Store } from '../storage/store.js';
 import type { Config } from './config.js';
 import { errorMiddleware } from './errors.js';
 import { requestLog, uidHasher } from './logging.js';
+import { overload } from './overload.js';
 import { opsRouter } from './routes/ops.js';
 import { syncRouter } from './routes/index.js';
 
@@ -34,6 +35,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(requestLog(deps.logger, uidHasher(deps.masterSecret)));
   app.use(weaveTimestamp);
   app.use(errorMiddleware);
+  app.use(overload(deps.config));
   const ops = opsRouter(deps.store);
   const sync = syncRouter(deps);
   app.use(ops.routes());

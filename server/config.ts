@@ -32,6 +32,11 @@ export interface Config {
   batchLifetimeSec: number;
   maxOpenUsers: number;
   purgeIntervalSec: number;
+  /** In-flight requests above which answers carry X-Weave-Backoff; 0 is never. */
+  backoffInflight: number;
+  /** In-flight requests above which new requests are shed with 503; 0 is never. */
+  maxInflight: number;
+  backoffSeconds: number;
   logLevel: string;
 }
 
@@ -131,6 +136,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchLifetimeSec: int('SYNCGATE_BATCH_LIFETIME', 'batch_lifetime', 7200, 1),
     maxOpenUsers: int('SYNCGATE_MAX_OPEN_USERS', 'max_open_users', 200, 1),
     purgeIntervalSec: int('SYNCGATE_PURGE_INTERVAL', 'purge_interval', 30, 1),
+    backoffInflight: int('SYNCGATE_BACKOFF_INFLIGHT', 'backoff_inflight', 256, 0),
+    maxInflight: int('SYNCGATE_MAX_INFLIGHT', 'max_inflight', 1024, 0),
+    backoffSeconds: int('SYNCGATE_BACKOFF_SECONDS', 'backoff_seconds', 60, 1),
     logLevel,
   };
   if (publicUrl !== undefined) config.publicUrl = publicUrl.replace(/\/+$/, '');

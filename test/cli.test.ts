@@ -49,6 +49,18 @@ describe('syncgate command line', function () {
     await assert.rejects(run(process.execPath, [BIN, 'token', '--new-user', '--url', 'http://x', '--duration', '-5'], { env }));
   });
 
+  it('syncgate serve on a data folder another gateway holds exits 1 naming the folder', async () => {
+    gw = await spawnGateway({ SYNCGATE_DATA: dir, PORT: '0' });
+    const env = { ...process.env, SYNCGATE_DATA: dir, PORT: '0' };
+    const err = await run(process.execPath, [BIN, 'serve'], { env }).then(
+      () => assert.fail('should exit non-zero'),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /in use by another syncgate process/);
+    assert.doesNotMatch(err.stderr, /\n\s+at /, 'no stack trace');
+  });
+
   it('syncgate serve with an invalid PORT exits 2 with a clear message', async () => {
     const env = { ...process.env, SYNCGATE_DATA: dir, PORT: 'eighty' };
     const err = await run(process.execPath, [BIN, 'serve'], { env }).then(
