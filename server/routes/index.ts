@@ -44,6 +44,5 @@ export function syncRouter(deps: RouteDeps): Router {
 
   router.delete(`${base}/storage`, named('storage'), auth, storage.deleteAll);
   router.delete(base, named('storage'), auth, storage.deleteAll);
-  router.delete(`${base}/`, named('storage'), auth, storage.deleteAll);
   return router;
 }

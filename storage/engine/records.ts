@@ -8,6 +8,15 @@ export function deletionFloor(state: StateDoc, collection: string): number {
   return Math.max(state.cleared[collection] ?? 0, state.clearedAll);
 }
 
+/**
+ * The time against which expiry is judged. Write timestamps may run ahead of the wall clock
+ * (each write is at least 10 ms after the previous one), and a record written with ttl 0 at T
+ * expires at T: so "now" for a reader is never before the user's storage timestamp.
+ */
+export function readClock(state: StateDoc): number {
+  return Math.max(Date.now(), state.storage);
+}
+
 export interface RecordStamp {
   w: number;
   x?: number;

@@ -20,7 +20,7 @@ import type { Backend } from './backend.js';
 import { batchId, chunkId, recordId, type BatchDoc, type ChunkDoc, type RecordDoc, type StateDoc } from './docs.js';
 import { selectPage } from './listing.js';
 import { checkPreconditions } from './preconditions.js';
-import { inputBytes, isLive, deletionFloor, toBso } from './records.js';
+import { deletionFloor, inputBytes, isLive, readClock, toBso } from './records.js';
 import { Retry, type UserDb } from './user-db.js';
 import { UserPool } from './user-pool.js';
 import { purgeSlice } from './purge.js';
@@ -86,7 +86,7 @@ export class SyncStore implements Store {
   }
 
   private tally(u: UserDb, s: StateDoc): UsageInfo {
-    const now = Date.now();
+    const now = readClock(s);
     const bytes: Record<string, number> = {};
     const counts: Record<string, number> = {};
     let totalBytes = 0;
@@ -115,7 +115,7 @@ export class SyncStore implements Store {
       checkPreconditions(lastModified, pre, true);
       if (lastModified === 0) return { lastModified, items: [] };
       await u.refreshIndex(s);
-      const now = Date.now();
+      const now = readClock(s);
       const page = selectPage(u.index.entries(collection), query, (e) => isLive(e, s, collection, now));
       const result: ListResult = { lastModified, items: page.entries.map((e) => e.id) };
       if (page.nextOffset !== undefined) result.nextOffset = page.nextOffset;
@@ -135,7 +135,7 @@ export class SyncStore implements Store {
   get(uid: string, collection: string, id: string, pre: Preconditions): Promise<Bso> {
     return this.read(uid, async (u, s) => {
       const doc = await u.db.get<RecordDoc>(recordId(collection, id));
-      const live = doc && isLive(doc, s, collection, Date.now()) ? doc : undefined;
+      const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, true);
       if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });
       return toBso(live);
@@ -145,7 +145,7 @@ export class SyncStore implements Store {
   put(uid: string, collection: string, record: BsoInput, pre: Preconditions): Promise<WriteResult> {
     return this.write(uid, async (u, s, T) => {
       const doc = await u.db.get<RecordDoc>(recordId(collection, record.id));
-      const live = doc && isLive(doc, s, collection, Date.now()) ? doc : undefined;
+      const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
       const quotaRemaining = await this.checkQuota(u, s, inputBytes([record]));
       await u.commit(s, T, collection, { kind: 'write', records: [record] }, () => {});
@@ -263,7 +263,7 @@ export class SyncStore implements Store {
   deleteItem(uid: string, collection: string, id: string, pre: Preconditions): Promise<number> {
     return this.write(uid, async (u, s, T) => {
       const doc = await u.db.get<RecordDoc>(recordId(collection, id));
-      const live = doc && isLive(doc, s, collection, Date.now()) ? doc : undefined;
+      const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
       if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });
       await u.commit(s, T, collection, { kind: 'delete', ids: [id] }, () => {});
