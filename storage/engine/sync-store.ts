@@ -147,7 +147,7 @@ export class SyncStore implements Store {
       const doc = await u.db.get<RecordDoc>(recordId(collection, record.id));
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
-      const quotaRemaining = await this.checkQuota(u, s, inputBytes([record]));
+      const quotaRemaining = await this.checkQuota(u, s, await this.growth(u, s, collection, [record]));
       await u.commit(s, T, collection, { kind: 'write', records: [record] }, () => {});
       return withQuota({ modified: T, success: [record.id], failed: {} }, quotaRemaining);
     });
@@ -156,7 +156,7 @@ export class SyncStore implements Store {
   post(uid: string, collection: string, input: PostInput, pre: Preconditions): Promise<WriteResult> {
     return this.write(uid, async (u, s, T) => {
       checkPreconditions(s.collections[collection] ?? 0, pre, false);
-      const quotaRemaining = await this.checkQuota(u, s, inputBytes(input.records));
+      const quotaRemaining = await this.checkQuota(u, s, await this.growth(u, s, collection, input.records));
       const op = input.records.length > 0 ? { kind: 'write' as const, records: input.records } : undefined;
       // Even a POST whose every item failed touches the collection (spec 1.2).
       await u.commit(s, T, collection, op, (next) => {
@@ -248,6 +248,21 @@ export class SyncStore implements Store {
     if (records + adding.length > this.limits.maxTotalRecords || bytes + inputBytes(adding) > this.limits.maxTotalBytes) {
       throw new SyncError('size-limit', 'batch total over the limit');
     }
+  }
+
+  /** Bytes a write adds: new payloads minus the live payloads they replace. */
+  private async growth(u: UserDb, s: StateDoc, collection: string, records: BsoInput[]): Promise<number> {
+    if (this.limits.quotaBytes <= 0) return 0;
+    await u.refreshIndex(s);
+    const now = readClock(s);
+    let bytes = 0;
+    for (const r of records) {
+      if (r.payload === undefined) continue;
+      bytes += Buffer.byteLength(r.payload, 'utf8');
+      const old = u.index.get(collection, r.id);
+      if (old && isLive(old, s, collection, now)) bytes -= old.n;
+    }
+    return bytes;
   }
 
   /** Throws over-quota when the projected usage passes the quota; returns bytes left. */
