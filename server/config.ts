@@ -3,6 +3,7 @@
 // in one clear message. Secrets are never part of what describe() prints.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { scrubUrl } from '../storage/couch/couch-client.js';
 
 export interface Limits {
   maxPostRecords: number;
@@ -38,6 +39,11 @@ export interface Config {
   maxInflight: number;
   backoffSeconds: number;
   logLevel: string;
+  /** Couch node for every user database; unset means the embedded store. Holds credentials. */
+  couchUrl?: string;
+  couchTimeoutMs: number;
+  /** How long a gateway's unfinished write blocks a user before another gateway finishes it. */
+  writeLeaseMs: number;
 }
 
 const MB = 1024 * 1024;
@@ -140,9 +146,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxInflight: int('SYNCGATE_MAX_INFLIGHT', 'max_inflight', 1024, 0),
     backoffSeconds: int('SYNCGATE_BACKOFF_SECONDS', 'backoff_seconds', 60, 1),
     logLevel,
+    couchTimeoutMs: int('SYNCGATE_COUCH_TIMEOUT_MS', 'couch_timeout_ms', 15_000, 100),
+    writeLeaseMs: int('SYNCGATE_WRITE_LEASE_MS', 'write_lease_ms', 10_000, 100),
   };
   if (publicUrl !== undefined) config.publicUrl = publicUrl.replace(/\/+$/, '');
   if (masterSecret !== undefined) config.masterSecret = masterSecret;
+  const couchUrl = pick('COUCH_URL', 'couch_url');
+  if (couchUrl !== undefined) {
+    try {
+      const u = new URL(couchUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+      config.couchUrl = couchUrl.replace(/\/+$/, '');
+    } catch {
+      problems.push('COUCH_URL must be an http(s) URL such as http://user:pass@127.0.0.1:5984');
+    }
+  }
   if (limits.maxRequestBytes < limits.maxRecordPayloadBytes) {
     problems.push('SYNCGATE_MAX_REQUEST_BYTES must be at least SYNCGATE_MAX_RECORD_PAYLOAD_BYTES');
   }
@@ -152,6 +170,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** The configuration as it may be logged: secrets replaced. */
 export function describe(config: Config): Record<string, unknown> {
-  return { ...config, masterSecret: config.masterSecret ? '[set]' : '[data folder]' };
+  const described: Record<string, unknown> = { ...config, masterSecret: config.masterSecret ? '[set]' : '[data folder]' };
+  if (config.couchUrl) described.couchUrl = scrubUrl(config.couchUrl);
+  return described;
 }
 

@@ -21,7 +21,7 @@ export interface RunningServer {
 export async function startServer(config: Config, logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const masterSecret = loadMasterSecret(config);
   const store = createStore(config);
-  await store.check();
+  await store.start();
   const app = createApp({ config, store, masterSecret, logger });
   const server: Server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;

@@ -5,6 +5,8 @@ export interface Doc {
   _id: string;
   _rev?: string;
   _deleted?: boolean;
+  /** Losing revisions that replication left beside the winner, when asked for. */
+  _conflicts?: string[];
 }
 
 export interface BulkResult {
@@ -30,4 +32,13 @@ export interface DocDb {
   range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]>;
   /** Latest version of every document changed since `since` (0: all of them). */
   changes<T extends Doc>(since: string | number): Promise<Changes<T>>;
+  /** The given leaf revisions of one document (to resolve replication conflicts). */
+  revisions<T extends Doc>(id: string, revs: string[]): Promise<T[]>;
+}
+
+/** A document as it may be written: _conflicts is read-only and Couch refuses it on writes. */
+export function writable(doc: Doc): Doc {
+  if (!('_conflicts' in doc)) return doc;
+  const { _conflicts: _c, ...rest } = doc;
+  return rest;
 }

@@ -6,6 +6,9 @@ export interface Backend {
   readonly exclusive: boolean;
   open(uid: string): Promise<DocDb>;
   close(uid: string, db: DocDb): Promise<void>;
+  /** Cheap liveness check (for __heartbeat__). */
   check(): Promise<void>;
+  /** Startup checks with a clear message for an operator when the backend is unusable. */
+  verify(): Promise<void>;
   shutdown(): Promise<void>;
 }

@@ -31,6 +31,7 @@ const BATCH_ID = /^[A-Za-z0-9_-]{22}$/;
 export interface SyncStoreOptions {
   limits: StoreLimits;
   maxOpenUsers: number;
+  writeLeaseMs: number;
 }
 
 export class SyncStore implements Store {
@@ -40,7 +41,7 @@ export class SyncStore implements Store {
     private readonly backend: Backend,
     private readonly opts: SyncStoreOptions,
   ) {
-    this.pool = new UserPool(backend, opts.maxOpenUsers);
+    this.pool = new UserPool(backend, opts.maxOpenUsers, opts.writeLeaseMs);
   }
 
   private get limits(): StoreLimits {
@@ -134,7 +135,7 @@ export class SyncStore implements Store {
 
   get(uid: string, collection: string, id: string, pre: Preconditions): Promise<Bso> {
     return this.read(uid, async (u, s) => {
-      const doc = await u.db.get<RecordDoc>(recordId(collection, id));
+      const doc = await u.readDoc<RecordDoc>(recordId(collection, id));
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, true);
       if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });
@@ -144,7 +145,7 @@ export class SyncStore implements Store {
 
   put(uid: string, collection: string, record: BsoInput, pre: Preconditions): Promise<WriteResult> {
     return this.write(uid, async (u, s, T) => {
-      const doc = await u.db.get<RecordDoc>(recordId(collection, record.id));
+      const doc = await u.readDoc<RecordDoc>(recordId(collection, record.id));
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
       const quotaRemaining = await this.checkQuota(u, s, await this.growth(u, s, collection, [record]));
@@ -277,7 +278,7 @@ export class SyncStore implements Store {
 
   deleteItem(uid: string, collection: string, id: string, pre: Preconditions): Promise<number> {
     return this.write(uid, async (u, s, T) => {
-      const doc = await u.db.get<RecordDoc>(recordId(collection, id));
+      const doc = await u.readDoc<RecordDoc>(recordId(collection, id));
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
       if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });
@@ -335,6 +336,11 @@ export class SyncStore implements Store {
 
   check(): Promise<void> {
     return this.backend.check();
+  }
+
+  /** Startup checks of the backend (data folder lock, Couch version and rights). */
+  start(): Promise<void> {
+    return this.backend.verify();
   }
 
   async close(): Promise<void> {

@@ -31,13 +31,13 @@ import {
   type RecordDoc,
   type StateDoc,
 } from './docs.js';
+import { resolveConflicts } from './conflicts.js';
 import { Mutex } from './mutex.js';
 import { RecordIndex } from './record-index.js';
 import { isWriteBase, mergeInputs, mergeRecord } from './records.js';
 
 /** Journals up to this size travel inside the state document: one write fewer. */
 const INLINE_JOURNAL_CHARS = 64 * 1024;
-const LEASE_MS = 30_000;
 const APPLY_SLICE = 500;
 const CAS_ATTEMPTS = 8;
 
@@ -48,6 +48,8 @@ export interface UserDbOptions {
   exclusive: boolean;
   /** Identifies this process in pending writes. */
   owner: string;
+  /** How long a pending write is presumed alive without renewal. */
+  leaseMs: number;
 }
 
 export class UserDb {
@@ -66,9 +68,13 @@ export class UserDb {
 
   /** The committed state; finishes an orphaned write first. */
   async readState(): Promise<StateDoc> {
-    const deadline = Date.now() + LEASE_MS;
+    const deadline = Date.now() + 2 * this.opts.leaseMs;
     for (;;) {
       const state = (await this.db.get<StateDoc>(STATE_ID)) ?? emptyState();
+      if (state._conflicts?.length) {
+        await resolveConflicts(this.db, state);
+        continue;
+      }
       const p = state.pending;
       if (!p) return state;
       if (this.opts.exclusive || p.owner === this.opts.owner || p.lease < Date.now()) {
@@ -84,8 +90,24 @@ export class UserDb {
   /** Brings the record index up to the given state. */
   async refreshIndex(state: StateDoc): Promise<void> {
     if (state._rev !== undefined && this.index.stateRev === state._rev) return;
-    this.index.apply(await this.db.changes<Doc>(this.index.seq));
+    for (;;) {
+      const changes = await this.db.changes<Doc>(this.index.seq);
+      const conflicted = changes.docs.filter((d) => d._conflicts?.length);
+      this.index.apply(changes);
+      if (conflicted.length === 0) break;
+      // Resolve, then read the resolutions back through the feed.
+      for (const doc of conflicted) await resolveConflicts(this.db, doc);
+    }
     this.index.stateRev = state._rev;
+  }
+
+  /** One document, with any replication conflict resolved first. */
+  async readDoc<T extends Doc>(id: string): Promise<T | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const doc = await this.db.get<T>(id);
+      if (!doc?._conflicts?.length || attempt >= CAS_ATTEMPTS) return doc;
+      await resolveConflicts(this.db, doc);
+    }
   }
 
   /** Next write timestamp: now, but always past everything this user has seen. */
@@ -113,7 +135,7 @@ export class UserDb {
       next._rev = rev;
       return next;
     }
-    const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + LEASE_MS };
+    const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs };
     if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
       pending.op = op;
     } else {
@@ -135,7 +157,7 @@ export class UserDb {
   /** Steps 3 and 4 of the pending write in `state`. */
   private async finish(state: StateDoc, op: JournalOp): Promise<StateDoc> {
     const p = state.pending as Pending;
-    await this.apply(op, p.T, p.collection, state);
+    await this.apply(op, p.T, p.collection, state, () => this.renewLease(state));
     failpoint('commit:before-state');
     const done: StateDoc = structuredClone(state);
     done.pending = null;
@@ -159,7 +181,28 @@ export class UserDb {
     throw new SyncError('conflict', 'could not commit state');
   }
 
+  /**
+   * Keeps a long write (a 10,000-record commit) from being taken over while it is alive. A
+   * lost race means another gateway already took it over: both apply the same journal at the
+   * same T, and whichever commits first wins.
+   */
+  private async renewLease(state: StateDoc): Promise<void> {
+    const p = state.pending;
+    if (!p || p.owner !== this.opts.owner || p.lease - Date.now() > this.opts.leaseMs / 2) return;
+    p.lease = Date.now() + this.opts.leaseMs;
+    const rev = await this.db.put(state);
+    if (rev !== 'conflict') state._rev = rev;
+  }
+
   private async recover(state: StateDoc): Promise<void> {
+    if (state.pending?.owner !== this.opts.owner && state._rev !== undefined) {
+      // Take the orphaned write over, so other gateways wait for us instead of joining in.
+      const claimed: StateDoc = { ...state, pending: { ...(state.pending as Pending), owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs } };
+      const rev = await this.db.put(claimed);
+      if (rev === 'conflict') return; // someone else moved first; read again
+      claimed._rev = rev;
+      state = claimed;
+    }
     const p = state.pending as Pending;
     let op = p.op;
     if (!op && p.journal) op = (await this.db.get<JournalDoc>(p.journal))?.op;
@@ -168,17 +211,17 @@ export class UserDb {
     await this.finish(state, op ?? { kind: 'delete', ids: [] });
   }
 
-  private async apply(op: JournalOp, T: number, collection: string, state: StateDoc): Promise<void> {
+  private async apply(op: JournalOp, T: number, collection: string, state: StateDoc, renew: () => Promise<void>): Promise<void> {
     switch (op.kind) {
       case 'write':
-        return this.applyRecords(op.records, collection, T, state);
+        return this.applyRecords(op.records, collection, T, state, renew);
       case 'delete':
         return this.applyDeletes(op.ids.map((id) => recordId(collection, id)));
       case 'commit': {
         const batch = await this.db.get<BatchDoc>(batchId(op.batch));
         if (!batch) return; // applied and cleaned up before a crash
         const records = await this.stagedRecords(op.batch);
-        await this.applyRecords(records, collection, T, state);
+        await this.applyRecords(records, collection, T, state, renew);
         const [start, end] = chunkRange(op.batch);
         const chunks = await this.db.range<ChunkDoc>(start, end);
         // The batch document goes last: while it exists, the commit can be replayed.
@@ -199,8 +242,15 @@ export class UserDb {
     return [...merged.values()];
   }
 
-  private async applyRecords(records: BsoInput[], collection: string, T: number, state: StateDoc): Promise<void> {
+  private async applyRecords(
+    records: BsoInput[],
+    collection: string,
+    T: number,
+    state: StateDoc,
+    renew: () => Promise<void>,
+  ): Promise<void> {
     for (let i = 0; i < records.length; i += APPLY_SLICE) {
+      await renew();
       let todo = records.slice(i, i + APPLY_SLICE);
       for (let attempt = 0; todo.length > 0; attempt++) {
         if (attempt >= CAS_ATTEMPTS) throw new SyncError('unavailable', 'record writes kept conflicting');

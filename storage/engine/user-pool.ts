@@ -21,6 +21,7 @@ export class UserPool {
   constructor(
     private readonly backend: Backend,
     private readonly maxOpen: number,
+    private readonly leaseMs: number,
   ) {}
 
   async use<T>(uid: string, fn: (user: UserDb) => Promise<T>): Promise<T> {
@@ -53,7 +54,7 @@ export class UserPool {
     await this.closing.get(uid);
     const db = await this.backend.open(uid);
     await designDoc.install(db);
-    return new UserDb(db, { exclusive: this.backend.exclusive, owner: this.owner });
+    return new UserDb(db, { exclusive: this.backend.exclusive, owner: this.owner, leaseMs: this.leaseMs });
   }
 
   private async evict(): Promise<void> {

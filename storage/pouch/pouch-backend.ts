@@ -33,6 +33,10 @@ export class PouchBackend implements Backend {
   async check(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     await access(this.dir, constants.W_OK);
+  }
+
+  async verify(): Promise<void> {
+    await this.check();
     if (!this.lock) {
       const lock = new PouchDB(join(this.dir, '..', 'gateway-lock'));
       try {

@@ -1,5 +1,5 @@
 // DocDb on an embedded PouchDB (LevelDB in the data folder).
-import type { BulkResult, Changes, Doc, DocDb } from '../doc-db.js';
+import { writable, type BulkResult, type Changes, type Doc, type DocDb } from '../doc-db.js';
 
 interface PouchError {
   status?: number;
@@ -12,11 +12,16 @@ export class PouchDocDb implements DocDb {
 
   async get<T extends Doc>(id: string): Promise<T | undefined> {
     try {
-      return (await this.pouch.get(id)) as unknown as T;
+      return (await this.pouch.get(id, { conflicts: true })) as unknown as T;
     } catch (e) {
       if (status(e) === 404) return undefined;
       throw e;
     }
+  }
+
+  async revisions<T extends Doc>(id: string, revs: string[]): Promise<T[]> {
+    const res = (await this.pouch.get(id, { open_revs: revs })) as unknown as Array<{ ok?: T }>;
+    return res.flatMap((r) => (r.ok ? [r.ok] : []));
   }
 
   async getMany<T extends Doc>(ids: string[]): Promise<Map<string, T>> {
@@ -30,7 +35,7 @@ export class PouchDocDb implements DocDb {
 
   async put(doc: Doc): Promise<string | 'conflict'> {
     try {
-      return (await this.pouch.put(doc as PouchDB.Core.PutDocument<object>)).rev;
+      return (await this.pouch.put(writable(doc) as PouchDB.Core.PutDocument<object>)).rev;
     } catch (e) {
       if (status(e) === 409) return 'conflict';
       throw e;
@@ -39,7 +44,7 @@ export class PouchDocDb implements DocDb {
 
   async bulk(docs: Doc[]): Promise<BulkResult[]> {
     if (docs.length === 0) return [];
-    const results = await this.pouch.bulkDocs(docs as PouchDB.Core.PutDocument<object>[]);
+    const results = await this.pouch.bulkDocs(docs.map(writable) as PouchDB.Core.PutDocument<object>[]);
     return results.map((r, i) => {
       const id = docs[i]?._id ?? '';
       if ('error' in r && r.error) return { id, ok: false, conflict: r.status === 409 };
@@ -55,7 +60,7 @@ export class PouchDocDb implements DocDb {
   }
 
   async changes<T extends Doc>(since: string | number): Promise<Changes<T>> {
-    const res = await this.pouch.changes({ since, include_docs: true });
+    const res = await this.pouch.changes({ since, include_docs: true, conflicts: true });
     const docs = res.results.map((r) =>
       r.deleted ? { _id: r.id, _deleted: true as const } : (r.doc as unknown as T),
     );

@@ -1,0 +1,86 @@
+// User databases on a Couch node over HTTP. Many gateways may share the node: nothing here
+// assumes this process is the only writer (the engine's compare-and-swap on `state` does).
+import { userDbName } from '../db-name.js';
+import type { DocDb } from '../doc-db.js';
+import type { Backend } from '../engine/backend.js';
+import { CouchError, type CouchClient } from './couch-client.js';
+import { CouchDocDb } from './couch-doc-db.js';
+
+interface Security {
+  admins?: { names?: string[]; roles?: string[] };
+  members?: { names?: string[]; roles?: string[] };
+}
+
+export class CouchBackend implements Backend {
+  readonly exclusive = false;
+
+  constructor(private readonly client: CouchClient) {}
+
+  /** Each user database is closed to everyone but the gateway's own Couch user. */
+  private security(): Security {
+    const who = this.client.user ? { names: [this.client.user], roles: [] } : { names: [], roles: ['_admin'] };
+    return { admins: who, members: who };
+  }
+
+  async open(uid: string): Promise<DocDb> {
+    const name = userDbName(uid);
+    await this.ensureDatabase(name);
+    return new CouchDocDb(this.client, name);
+  }
+
+  /** Creates the database on first use; (re)closes its _security if anyone opened it. */
+  private async ensureDatabase(name: string): Promise<void> {
+    let current: Security | undefined;
+    try {
+      current = await this.client.request<Security>({ method: 'GET', db: name, path: '_security' });
+    } catch (e) {
+      if (!(e instanceof CouchError && e.statusCode === 404)) throw e;
+      try {
+        await this.client.request({ method: 'PUT', db: name });
+      } catch (err) {
+        if (!(err instanceof CouchError && err.statusCode === 412)) throw err; // created meanwhile
+      }
+    }
+    const wanted = this.security();
+    if (JSON.stringify(current?.members) !== JSON.stringify(wanted.members) || JSON.stringify(current?.admins) !== JSON.stringify(wanted.admins)) {
+      await this.client.request({ method: 'PUT', db: name, path: '_security', body: wanted });
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  async check(): Promise<void> {
+    await this.client.request({ method: 'GET' });
+  }
+
+  /** At start: the node is reachable, is a Couch we support, and our user may create databases. */
+  async verify(): Promise<void> {
+    const where = this.client.publicUrl;
+    let welcome: { couchdb?: string; version?: string; 'express-pouchdb'?: string };
+    try {
+      welcome = await this.client.request({ method: 'GET' });
+    } catch (e) {
+      if (e instanceof CouchError && e.statusCode === 401) throw new Error(`Couch at ${where} refused the credentials in COUCH_URL`);
+      throw new Error(`cannot reach Couch at ${where}: ${(e as Error).message}`);
+    }
+    const major = Number(String(welcome.version ?? '').split('.')[0]);
+    const isCouch = welcome.couchdb === 'Welcome' && major >= 3;
+    const isPouchServer = welcome['express-pouchdb'] !== undefined;
+    if (!isCouch && !isPouchServer) {
+      throw new Error(`${where} is not a supported Couch (need Apache CouchDB 3.x or pouchdb-server; got ${JSON.stringify(welcome).slice(0, 120)})`);
+    }
+    let session: { userCtx?: { name?: string | null; roles?: string[] } };
+    try {
+      session = await this.client.request({ method: 'GET', path: '_session' });
+    } catch (e) {
+      if (e instanceof CouchError && e.statusCode === 401) throw new Error(`Couch at ${where} refused the credentials in COUCH_URL`);
+      throw e;
+    }
+    if (!session.userCtx?.roles?.includes('_admin')) {
+      const who = session.userCtx?.name ?? 'anonymous';
+      throw new Error(`Couch user ${who} at ${where} is not a server admin: syncgate needs admin rights to create user databases`);
+    }
+  }
+
+  async shutdown(): Promise<void> {}
+}

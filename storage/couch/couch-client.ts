@@ -1,0 +1,93 @@
+// The one outbound Couch client of the program. Every request goes through request(): a
+// timeout on each, retries only for reads (a retried write could apply twice; the engine's
+// compare-and-swap handles write conflicts instead), connection reuse by Node's fetch pool
+// (keep-alive), and errors reduced to status, error and reason, with the credentials of
+// COUCH_URL scrubbed from every message that could reach a log.
+import nano from 'nano';
+
+export class CouchError extends Error {
+  constructor(
+    /** HTTP status; 0 when the node could not be reached or timed out. */
+    readonly statusCode: number,
+    readonly error: string,
+    readonly reason: string,
+  ) {
+    super(`couch ${statusCode} ${error}: ${reason}`);
+    this.name = 'CouchError';
+  }
+}
+
+export interface CouchRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+  db?: string;
+  doc?: string;
+  path?: string;
+  qs?: Record<string, unknown>;
+  body?: unknown;
+}
+
+export interface CouchClientOptions {
+  timeoutMs: number;
+  /** Extra attempts for reads after a network error, timeout or 5xx. */
+  readRetries: number;
+}
+
+/** URL without user and password, for messages and logs. */
+export function scrubUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '[unparsable url]';
+  }
+}
+
+export class CouchClient {
+  private readonly server: nano.ServerScope;
+  readonly publicUrl: string;
+  readonly user: string | undefined;
+
+  constructor(
+    url: string,
+    private readonly opts: CouchClientOptions,
+  ) {
+    this.server = nano({ url });
+    this.publicUrl = scrubUrl(url);
+    const u = new URL(url);
+    this.user = u.username ? decodeURIComponent(u.username) : undefined;
+  }
+
+  async request<T>(req: CouchRequest): Promise<T> {
+    const attempts = req.method === 'GET' || req.method === 'HEAD' ? 1 + this.opts.readRetries : 1;
+    let last: CouchError | undefined;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      try {
+        return (await this.server.relax({
+          ...req,
+          method: req.method.toLowerCase(),
+          signal: AbortSignal.timeout(this.opts.timeoutMs),
+        } as nano.RequestOptions)) as T;
+      } catch (e) {
+        last = this.toCouchError(e);
+        if (last.statusCode !== 0 && last.statusCode < 500) throw last;
+      }
+    }
+    throw last as CouchError;
+  }
+
+  private toCouchError(e: unknown): CouchError {
+    const err = e as { statusCode?: number; error?: string; reason?: string; message?: string; name?: string };
+    if (typeof err.statusCode === 'number' && err.statusCode > 0) {
+      return new CouchError(err.statusCode, String(err.error ?? 'error'), this.scrub(String(err.reason ?? err.message ?? '')));
+    }
+    const reason = err.name === 'TimeoutError' || err.name === 'AbortError' ? 'timed out' : String(err.message ?? 'unreachable');
+    return new CouchError(0, 'unreachable', this.scrub(reason));
+  }
+
+  private scrub(text: string): string {
+    return text.replace(/\/\/[^/@\s]*@/g, '//');
+  }
+}

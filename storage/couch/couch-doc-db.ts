@@ -1,0 +1,96 @@
+// DocDb on one user database of a Couch node, over HTTP. Reads ask for _conflicts so the
+// engine can resolve revisions that replication brought in before anything reaches a client.
+import { writable, type BulkResult, type Changes, type Doc, type DocDb } from '../doc-db.js';
+import { CouchError, type CouchClient } from './couch-client.js';
+
+interface Row<T> {
+  key: string;
+  doc?: T | null;
+  error?: string;
+  value?: { rev: string; deleted?: boolean };
+}
+
+export class CouchDocDb implements DocDb {
+  constructor(
+    private readonly client: CouchClient,
+    readonly name: string,
+  ) {}
+
+  async get<T extends Doc>(id: string): Promise<T | undefined> {
+    try {
+      return await this.client.request<T>({ method: 'GET', db: this.name, doc: id, qs: { conflicts: true } });
+    } catch (e) {
+      if (e instanceof CouchError && e.statusCode === 404 && e.reason !== 'Database does not exist.') return undefined;
+      throw e;
+    }
+  }
+
+  async getMany<T extends Doc>(ids: string[]): Promise<Map<string, T>> {
+    const found = new Map<string, T>();
+    if (ids.length === 0) return found;
+    const res = await this.client.request<{ rows: Row<T>[] }>({
+      method: 'POST',
+      db: this.name,
+      path: '_all_docs',
+      qs: { include_docs: true, conflicts: true },
+      body: { keys: ids },
+    });
+    for (const row of res.rows) if (row.doc) found.set(row.doc._id, row.doc);
+    return found;
+  }
+
+  async put(doc: Doc): Promise<string | 'conflict'> {
+    try {
+      const res = await this.client.request<{ rev: string }>({ method: 'PUT', db: this.name, doc: doc._id, body: writable(doc) });
+      return res.rev;
+    } catch (e) {
+      if (e instanceof CouchError && e.statusCode === 409) return 'conflict';
+      throw e;
+    }
+  }
+
+  async bulk(docs: Doc[]): Promise<BulkResult[]> {
+    if (docs.length === 0) return [];
+    const res = await this.client.request<Array<{ id: string; rev?: string; error?: string }>>({
+      method: 'POST',
+      db: this.name,
+      path: '_bulk_docs',
+      body: { docs: docs.map(writable) },
+    });
+    return res.map((r, i) => {
+      const id = r.id ?? docs[i]?._id ?? '';
+      if (r.error) return { id, ok: false, conflict: r.error === 'conflict' };
+      const result: BulkResult = { id, ok: true, conflict: false };
+      if (r.rev) result.rev = r.rev;
+      return result;
+    });
+  }
+
+  async range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]> {
+    const qs: Record<string, unknown> = { startkey: startId, endkey: endId, include_docs: true };
+    if (limit !== undefined) qs.limit = limit;
+    const res = await this.client.request<{ rows: Row<T>[] }>({ method: 'GET', db: this.name, path: '_all_docs', qs });
+    return res.rows.flatMap((r) => (r.doc ? [r.doc] : []));
+  }
+
+  async changes<T extends Doc>(since: string | number): Promise<Changes<T>> {
+    const res = await this.client.request<{ results: Array<{ id: string; deleted?: boolean; doc?: T }>; last_seq: string | number }>({
+      method: 'GET',
+      db: this.name,
+      path: '_changes',
+      qs: { since, include_docs: true, conflicts: true },
+    });
+    const docs = res.results.map((r) => (r.deleted || !r.doc ? { _id: r.id, _deleted: true as const } : r.doc));
+    return { docs, lastSeq: res.last_seq };
+  }
+
+  async revisions<T extends Doc>(id: string, revs: string[]): Promise<T[]> {
+    const res = await this.client.request<Array<{ ok?: T }>>({
+      method: 'GET',
+      db: this.name,
+      doc: id,
+      qs: { open_revs: JSON.stringify(revs) },
+    });
+    return res.flatMap((r) => (r.ok ? [r.ok] : []));
+  }
+}
