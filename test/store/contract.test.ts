@@ -1,6 +1,7 @@
 // The Store contract, run once per implementation. It speaks only the Store interface; every
 // backend (embedded PouchDB today, Couch over HTTP next) must pass it unchanged.
 import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { SyncError } from '../../common/errors.js';
 import { loadConfig } from '../../server/config.js';
 import { createStore } from '../../storage/create-store.js';
 import type { Store } from '../../storage/store.js';
+import { testCouchUrl } from '../support/couch.js';
 
 interface Implementation {
   name: string;
@@ -23,11 +25,20 @@ const implementations: Implementation[] = [
       return { store, dispose: async () => (await store.close(), await rm(dir, { recursive: true, force: true })) };
     },
   },
+  {
+    name: 'Couch over HTTP',
+    async open() {
+      const dir = await mkdtemp(join(tmpdir(), 'syncgate-contract-'));
+      const store = createStore(loadConfig({ SYNCGATE_DATA: dir, SYNCGATE_MAX_OPEN_USERS: '2', COUCH_URL: await testCouchUrl() }));
+      await store.start();
+      return { store, dispose: async () => (await store.close(), await rm(dir, { recursive: true, force: true })) };
+    },
+  },
 ];
 
 const code = (c: string) => (e: unknown) => e instanceof SyncError && e.code === c;
-let nextUid = 1000;
-const uid = () => String(nextUid++);
+// Random uids: a real CouchDB named by COUCH_URL keeps databases between runs.
+const uid = () => String(randomInt(1, 2 ** 31));
 
 for (const impl of implementations) {
   describe(`Store contract: ${impl.name}`, () => {

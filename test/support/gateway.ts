@@ -9,6 +9,7 @@ import { makeToken } from '../../server/auth/tokenlib.js';
 import { loadConfig, type Config } from '../../server/config.js';
 import { startServer, type RunningServer } from '../../server/server.js';
 import { SyncClient, type Credentials } from './client.js';
+import { storeUnderTest, testCouchUrl } from './couch.js';
 
 export interface TestGateway {
   url: string;
@@ -24,7 +25,10 @@ export interface TestGateway {
 export async function startGateway(env: Record<string, string> = {}, dataDir?: string): Promise<TestGateway> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'syncgate-test-')));
   const secret = env.SYNC_MASTER_SECRET ?? randomBytes(24).toString('hex');
+  const couch = storeUnderTest === 'couch' && env.COUCH_URL === undefined ? { COUCH_URL: await testCouchUrl() } : {};
   const config = loadConfig({
+    ...couch,
+    SYNCGATE_WRITE_LEASE_MS: '1000',
     SYNCGATE_DATA: dir,
     HOST: '127.0.0.1',
     PORT: '0',

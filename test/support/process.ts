@@ -1,6 +1,7 @@
 // A gateway as a separate process, for tests that kill it hard (SIGKILL) mid-request.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { storeUnderTest, testCouchUrl } from './couch.js';
 
 const BIN = fileURLToPath(new URL('../../bin/syncgate.js', import.meta.url));
 
@@ -10,9 +11,12 @@ export interface GatewayProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** Runs `syncgate serve` with the test run's store: the shared test Couch in a Couch run. */
 export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
+  const { COUCH_URL: _inherited, ...inherited } = process.env;
+  const couch = storeUnderTest === 'couch' ? { COUCH_URL: await testCouchUrl() } : {};
   const child = spawn(process.execPath, [BIN, 'serve'], {
-    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { ...inherited, HOST: '127.0.0.1', LOG_LEVEL: 'info', SYNCGATE_WRITE_LEASE_MS: '1000', ...couch, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
