@@ -1,5 +1,6 @@
 // User databases on a Couch node over HTTP. Many gateways may share the node: nothing here
 // assumes this process is the only writer (the engine's compare-and-swap on `state` does).
+import { designDoc } from '../../couch-design/index.js';
 import { userDbName } from '../db-name.js';
 import type { DocDb } from '../doc-db.js';
 import type { Backend } from '../engine/backend.js';
@@ -13,6 +14,8 @@ interface Security {
 
 export class CouchBackend implements Backend {
   readonly exclusive = false;
+  /** The pool checks the design document version in the background, not on the request path. */
+  readonly installDesignInBackground = true;
 
   constructor(private readonly client: CouchClient) {}
 
@@ -22,13 +25,20 @@ export class CouchBackend implements Backend {
     return { admins: who, members: who };
   }
 
+  /**
+   * Costs no request: a user's database is created when Couch first answers that it does not
+   * exist, so a user who comes back into the gateway's pool pays nothing for it.
+   */
   async open(uid: string): Promise<DocDb> {
     const name = userDbName(uid);
-    await this.ensureDatabase(name);
-    return new CouchDocDb(this.client, name);
+    const db = new CouchDocDb(this.client, name, async () => {
+      await this.ensureDatabase(name);
+      await designDoc.install(db);
+    });
+    return db;
   }
 
-  /** Creates the database on first use; (re)closes its _security if anyone opened it. */
+  /** Creates the database; closes its _security to everyone but the gateway's Couch user. */
   private async ensureDatabase(name: string): Promise<void> {
     let current: Security | undefined;
     try {

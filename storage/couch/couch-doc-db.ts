@@ -1,7 +1,7 @@
 // DocDb on one user database of a Couch node, over HTTP. Reads ask for _conflicts so the
 // engine can resolve revisions that replication brought in before anything reaches a client.
 import { writable, type BulkResult, type Changes, type Doc, type DocDb } from '../doc-db.js';
-import { CouchError, type CouchClient } from './couch-client.js';
+import { CouchError, type CouchClient, type CouchRequest } from './couch-client.js';
 
 interface Row<T> {
   key: string;
@@ -10,17 +10,37 @@ interface Row<T> {
   value?: { rev: string; deleted?: boolean };
 }
 
+/** CouchDB says "Database does not exist.", pouchdb-server "no_db_file"; a missing document is "missing"/"deleted". */
+const missingDatabase = (e: unknown): boolean =>
+  e instanceof CouchError && e.statusCode === 404 && (e.reason === 'Database does not exist.' || e.reason === 'no_db_file');
+
 export class CouchDocDb implements DocDb {
+  private ensured: Promise<void> | undefined;
+
   constructor(
     private readonly client: CouchClient,
     readonly name: string,
+    /** Creates the database (first use); called when Couch answers that it does not exist. */
+    private readonly create: () => Promise<void>,
   ) {}
+
+  /** Runs a request; a missing database is created once and the request retried. */
+  private async call<T>(req: CouchRequest): Promise<T> {
+    try {
+      return await this.client.request<T>(req);
+    } catch (e) {
+      if (!missingDatabase(e)) throw e;
+      this.ensured ??= this.create().finally(() => (this.ensured = undefined));
+      await this.ensured;
+      return this.client.request<T>(req);
+    }
+  }
 
   async get<T extends Doc>(id: string): Promise<T | undefined> {
     try {
-      return await this.client.request<T>({ method: 'GET', db: this.name, doc: id, qs: { conflicts: true } });
+      return await this.call<T>({ method: 'GET', db: this.name, doc: id, qs: { conflicts: true } });
     } catch (e) {
-      if (e instanceof CouchError && e.statusCode === 404 && e.reason !== 'Database does not exist.') return undefined;
+      if (e instanceof CouchError && e.statusCode === 404) return undefined;
       throw e;
     }
   }
@@ -28,7 +48,7 @@ export class CouchDocDb implements DocDb {
   async getMany<T extends Doc>(ids: string[]): Promise<Map<string, T>> {
     const found = new Map<string, T>();
     if (ids.length === 0) return found;
-    const res = await this.client.request<{ rows: Row<T>[] }>({
+    const res = await this.call<{ rows: Row<T>[] }>({
       method: 'POST',
       db: this.name,
       path: '_all_docs',
@@ -41,7 +61,7 @@ export class CouchDocDb implements DocDb {
 
   async put(doc: Doc): Promise<string | 'conflict'> {
     try {
-      const res = await this.client.request<{ rev: string }>({ method: 'PUT', db: this.name, doc: doc._id, body: writable(doc) });
+      const res = await this.call<{ rev: string }>({ method: 'PUT', db: this.name, doc: doc._id, body: writable(doc) });
       return res.rev;
     } catch (e) {
       if (e instanceof CouchError && e.statusCode === 409) return 'conflict';
@@ -51,7 +71,7 @@ export class CouchDocDb implements DocDb {
 
   async bulk(docs: Doc[]): Promise<BulkResult[]> {
     if (docs.length === 0) return [];
-    const res = await this.client.request<Array<{ id: string; rev?: string; error?: string }>>({
+    const res = await this.call<Array<{ id: string; rev?: string; error?: string }>>({
       method: 'POST',
       db: this.name,
       path: '_bulk_docs',
@@ -69,12 +89,12 @@ export class CouchDocDb implements DocDb {
   async range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]> {
     const qs: Record<string, unknown> = { startkey: startId, endkey: endId, include_docs: true };
     if (limit !== undefined) qs.limit = limit;
-    const res = await this.client.request<{ rows: Row<T>[] }>({ method: 'GET', db: this.name, path: '_all_docs', qs });
+    const res = await this.call<{ rows: Row<T>[] }>({ method: 'GET', db: this.name, path: '_all_docs', qs });
     return res.rows.flatMap((r) => (r.doc ? [r.doc] : []));
   }
 
   async changes<T extends Doc>(since: string | number): Promise<Changes<T>> {
-    const res = await this.client.request<{ results: Array<{ id: string; deleted?: boolean; doc?: T }>; last_seq: string | number }>({
+    const res = await this.call<{ results: Array<{ id: string; deleted?: boolean; doc?: T }>; last_seq: string | number }>({
       method: 'GET',
       db: this.name,
       path: '_changes',
@@ -85,7 +105,7 @@ export class CouchDocDb implements DocDb {
   }
 
   async revisions<T extends Doc>(id: string, revs: string[]): Promise<T[]> {
-    const res = await this.client.request<Array<{ ok?: T }>>({
+    const res = await this.call<Array<{ ok?: T }>>({
       method: 'GET',
       db: this.name,
       doc: id,

@@ -4,6 +4,8 @@ import type { DocDb } from '../doc-db.js';
 export interface Backend {
   /** True when no other process can open these databases (embedded LevelDB holds a lock). */
   readonly exclusive: boolean;
+  /** Check the design document after opening without holding up the request (remote nodes). */
+  readonly installDesignInBackground?: boolean;
   open(uid: string): Promise<DocDb>;
   close(uid: string, db: DocDb): Promise<void>;
   /** Cheap liveness check (for __heartbeat__). */

@@ -22,6 +22,7 @@ export class UserPool {
     private readonly backend: Backend,
     private readonly maxOpen: number,
     private readonly leaseMs: number,
+    private readonly onBackgroundError: (err: unknown) => void = () => {},
   ) {}
 
   async use<T>(uid: string, fn: (user: UserDb) => Promise<T>): Promise<T> {
@@ -53,7 +54,12 @@ export class UserPool {
   private async openUser(uid: string): Promise<UserDb> {
     await this.closing.get(uid);
     const db = await this.backend.open(uid);
-    await designDoc.install(db);
+    if (this.backend.installDesignInBackground) {
+      // A fresh database gets it at creation; this upgrades an old one, off the request path.
+      designDoc.install(db).catch((err) => this.onBackgroundError(err));
+    } else {
+      await designDoc.install(db);
+    }
     return new UserDb(db, { exclusive: this.backend.exclusive, owner: this.owner, leaseMs: this.leaseMs });
   }
 
