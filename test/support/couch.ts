@@ -3,7 +3,7 @@
 // an admin user, shared by the whole run and stopped by the root hook.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -46,6 +46,8 @@ async function startPouchServer(): Promise<RunningCouch> {
   const bin = join(dirname(require.resolve('pouchdb-server/package.json')), 'bin', 'pouchdb-server');
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-couch-'));
   const port = await freePort();
+  // Its log file goes into the temp folder, not the working directory.
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ log: { file: join(dir, 'log.txt') } }));
   const child: ChildProcess = spawn(process.execPath, [bin, '-p', String(port), '-o', '127.0.0.1', '-d', dir, '-c', join(dir, 'config.json'), '-n'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
