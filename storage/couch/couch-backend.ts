@@ -52,8 +52,17 @@ export class CouchBackend implements Backend {
       }
     }
     const wanted = this.security();
-    if (JSON.stringify(current?.members) !== JSON.stringify(wanted.members) || JSON.stringify(current?.admins) !== JSON.stringify(wanted.admins)) {
-      await this.client.request({ method: 'PUT', db: name, path: '_security', body: wanted });
+    const same = (s: Security | undefined) =>
+      JSON.stringify(s?.members) === JSON.stringify(wanted.members) && JSON.stringify(s?.admins) === JSON.stringify(wanted.admins);
+    for (let attempt = 0; !same(current); attempt++) {
+      try {
+        await this.client.request({ method: 'PUT', db: name, path: '_security', body: wanted });
+        return;
+      } catch (e) {
+        // Another gateway creating the same user's database set it first (pouchdb-server: 409).
+        if (!(e instanceof CouchError && e.statusCode === 409) || attempt >= 3) throw e;
+        current = await this.client.request<Security>({ method: 'GET', db: name, path: '_security' });
+      }
     }
   }
 

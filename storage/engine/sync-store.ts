@@ -25,7 +25,9 @@ import { Retry, type UserDb } from './user-db.js';
 import { UserPool } from './user-pool.js';
 import { purgeSlice } from './purge.js';
 
-const WRITE_ATTEMPTS = 8;
+const WRITE_ATTEMPTS = 20;
+/** After a lost compare-and-swap: a jittered, growing pause so racing gateways interleave. */
+const backoff = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 const BATCH_ID = /^[A-Za-z0-9_-]{22}$/;
 
 export interface SyncStoreOptions {
@@ -63,6 +65,7 @@ export class SyncStore implements Store {
             return await fn(u, s, u.nextTimestamp(s));
           } catch (e) {
             if (!(e instanceof Retry)) throw e;
+            await backoff(attempt);
           }
         }
         throw new SyncError('conflict', 'too many concurrent writers');

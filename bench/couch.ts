@@ -1,0 +1,222 @@
+// Each hot path through a syncgate gateway (a separate process, HTTP + Hawk) against the raw
+// Couch calls that path needs under syncgate's data model, made directly with nano, on the
+// same data in the same run. The ratio is gateway time over raw time: what the gateway adds.
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nano from 'nano';
+import { makeToken } from '../server/auth/tokenlib.js';
+import { loadConfig } from '../server/config.js';
+import { createStore } from '../storage/create-store.js';
+import { userDbName } from '../storage/db-name.js';
+import { SyncClient } from '../test/support/client.js';
+import { stopTestCouch, testCouchUrl } from '../test/support/couch.js';
+import { spawnGateway } from '../test/support/process.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const HOT = 64; // users with 1,100 records each: one per connection at concurrency 64
+const RECORDS = 1000;
+
+interface Row {
+  path: string;
+  users: number;
+  concurrency: number;
+  gateway: number;
+  raw: number;
+}
+
+type Op = (client: number) => Promise<unknown>;
+
+async function rate(op: Op, concurrency: number): Promise<number> {
+  for (let c = 0; c < concurrency; c++) await op(c);
+  let done = 0;
+  const end = Date.now() + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, c) => {
+      while (Date.now() < end) {
+        await op(c);
+        done++;
+      }
+    }),
+  );
+  return done / SECONDS;
+}
+
+const expect = async (p: Promise<{ status: number; text: string }>, status: number) => {
+  const r = await p;
+  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${r.text.slice(0, 100)}`);
+  return r;
+};
+
+export async function benchCouch(): Promise<number> {
+  const couchUrl = await testCouchUrl();
+  const levels = (process.env.BENCH_USERS ?? (process.env.COUCH_URL ? '100,1000,10000' : '100,1000')).split(',').map(Number);
+  const secret = randomBytes(24).toString('hex');
+  const dir = await mkdtemp(join(tmpdir(), 'syncgate-bench-'));
+  const base = randomInt(1_000_000, 1_000_000_000); // fresh uids, also on a Couch that keeps data
+  const uids = (n: number) => Array.from({ length: n }, (_, i) => base + i);
+
+  // Data, written through the store (the same documents a gateway writes).
+  const store = createStore(loadConfig({ SYNCGATE_DATA: dir, COUCH_URL: couchUrl, SYNCGATE_MAX_OPEN_USERS: '100' }));
+  await store.start();
+  const cutoff = new Map<number, number>();
+  const newest = new Map<number, string[]>();
+  await Promise.all(
+    Array.from({ length: 8 }, async (_, w) => {
+      for (const uid of uids(HOT).filter((_, i) => i % 8 === w)) {
+        await store.put(String(uid), 'meta', { id: 'global', payload: 'meta' }, {});
+        for (let i = 0; i < RECORDS; i += 100) {
+          const records = Array.from({ length: 100 }, (_, j) => ({ id: `h${i + j}`, payload: 'x'.repeat(450) }));
+          await store.post(String(uid), 'history', { records, failed: {} }, {});
+        }
+        cutoff.set(uid, (await store.info(String(uid), {})).storage);
+        const records = Array.from({ length: 100 }, (_, j) => ({ id: `n${j}`, payload: 'y'.repeat(450) }));
+        await store.post(String(uid), 'history', { records, failed: {} }, {});
+        newest.set(uid, records.map((r) => r.id));
+      }
+    }),
+  );
+
+  const gw = await spawnGateway({
+    SYNCGATE_DATA: dir,
+    SYNC_MASTER_SECRET: secret,
+    PORT: '0',
+    COUCH_URL: couchUrl,
+    SYNCGATE_MAX_OPEN_USERS: '20000',
+    SYNCGATE_BACKOFF_INFLIGHT: '0',
+    SYNCGATE_MAX_INFLIGHT: '0',
+  });
+  const clients = new Map<number, SyncClient>();
+  const client = (uid: number) => {
+    let c = clients.get(uid);
+    if (!c) {
+      const t = makeToken(secret, { uid, node: gw.url, expires: Math.floor(Date.now() / 1000) + 86400 });
+      clients.set(uid, (c = new SyncClient({ id: t.id, key: t.key, uid, api_endpoint: `${gw.url}/1.5/${uid}` })));
+    }
+    return c;
+  };
+  const couch = nano(couchUrl);
+  const raw = (uid: number) => couch.use<any>(userDbName(String(uid)));
+
+  const rows: Row[] = [];
+  const measure = async (path: string, users: number, concurrency: number, gateway: Op, rawOp: Op) => {
+    const g = await rate(gateway, concurrency);
+    const r = await rate(rawOp, concurrency);
+    rows.push({ path, users, concurrency, gateway: g, raw: r });
+    const ratio = r / g;
+    console.log(`${path.padEnd(44)} ${String(users).padStart(6)} ${String(concurrency).padStart(4)} ${g.toFixed(0).padStart(9)} ${r.toFixed(0).padStart(9)} ${ratio.toFixed(2).padStart(7)}`);
+  };
+
+  console.log(`\nCouch: ${couchUrl.replace(/\/\/[^@]*@/, '//')}; ${HOT} users with ${RECORDS + 100} records; ${SECONDS} s per measurement`);
+  console.log(`${'path'.padEnd(44)} ${'users'.padStart(6)} ${'conc'.padStart(4)} ${'gateway/s'.padStart(9)} ${'raw/s'.padStart(9)} ${'g/r'.padStart(7)}`);
+  let populated = HOT;
+  for (const users of levels) {
+    // Grow the node to `users` databases: the rest are small users with meta/global only.
+    const filler = uids(users).slice(populated);
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (const uid of filler.filter((_, i) => i % 8 === w)) await store.put(String(uid), 'meta', { id: 'global', payload: 'meta' }, {});
+      }),
+    );
+    populated = Math.max(populated, users);
+    const all = uids(users);
+    const hot = uids(HOT);
+    const pick = (list: number[], c: number, n: number) => list[(c + n * 7919) % list.length] as number;
+    for (const concurrency of [16, 64]) {
+      let n = 0;
+      const spread = (c: number) => pick(all, c, n++);
+      const storage = new Map<number, string>();
+      for (const uid of all.slice(0, 200)) storage.set(uid, (await client(uid).get('/info/collections')).header('x-last-modified') as string);
+      await measure('GET info/collections', users, concurrency, (c) => expect(client(spread(c)).get('/info/collections'), 200), (c) => raw(spread(c)).get('state'));
+      const known = all.slice(0, 200);
+      await measure('GET info/collections, 304', users, concurrency, (c) => {
+        const uid = pick(known, c, n++);
+        return expect(client(uid).get('/info/collections', { 'X-If-Modified-Since': storage.get(uid) as string }), 304);
+      }, (c) => raw(pick(known, c, n++)).get('state'));
+      await measure('GET storage/meta/global', users, concurrency, (c) => expect(client(spread(c)).get('/storage/meta/global'), 200), async (c) => {
+        const db = raw(spread(c));
+        await db.get('state');
+        return db.get('r:meta:global');
+      });
+      const hotOf = (c: number) => hot[c % HOT] as number;
+      await measure('GET storage/history?newer=&full=1&limit=100', users, concurrency, (c) => {
+        const uid = hotOf(c);
+        return expect(client(uid).get(`/storage/history?newer=${(cutoff.get(uid)! / 1000).toFixed(2)}&full=1&limit=100`), 200);
+      }, async (c) => {
+        const uid = hotOf(c);
+        const db = raw(uid);
+        await db.get('state');
+        return db.fetch({ keys: newest.get(uid)!.map((id) => `r:history:${id}`) });
+      });
+      const tabs = Array.from({ length: 100 }, (_, j) => ({ id: `t${j}`, payload: 'z'.repeat(450) }));
+      await measure('POST storage/tabs (100 records)', users, concurrency, (c) => expect(client(hotOf(c)).post('/storage/tabs', tabs), 200), (c) => rawPost(raw(hotOf(c)), tabs));
+      await measure('batch: 3 POSTs and a commit', users, concurrency, async (c) => {
+        const u = client(hotOf(c));
+        const open = await expect(u.post('/storage/forms?batch=true', tabs.slice(0, 30)), 202);
+        const id = JSON.parse(open.text).batch as string;
+        await expect(u.post(`/storage/forms?batch=${id}`, tabs.slice(30, 60)), 202);
+        await expect(u.post(`/storage/forms?batch=${id}`, tabs.slice(60, 90)), 202);
+        return expect(u.post(`/storage/forms?batch=${id}&commit=true`, tabs.slice(90)), 200);
+      }, (c) => rawBatch(raw(hotOf(c)), tabs));
+    }
+  }
+  const skipped = process.env.COUCH_URL ? [] : [10000];
+  for (const users of skipped) {
+    console.log(`(${users} users: not measured on pouchdb-server, which holds every database open (~5 GB per 1,000); set COUCH_URL to an Apache CouchDB)`);
+  }
+  await gw.kill('SIGTERM');
+  await store.close();
+  await stopTestCouch();
+  await rm(dir, { recursive: true, force: true });
+
+  // How cost grows with users: the same path at the smallest and largest level, concurrency 16.
+  const first = levels[0] as number;
+  const last = levels[levels.length - 1] as number;
+  for (const path of [...new Set(rows.map((r) => r.path))]) {
+    const a = rows.find((r) => r.path === path && r.users === first && r.concurrency === 16);
+    const b = rows.find((r) => r.path === path && r.users === last && r.concurrency === 16);
+    if (a && b) console.log(`gateway ${path}: ${first} -> ${last} users: ${(b.gateway / a.gateway).toFixed(2)}x the throughput`);
+  }
+  return Math.max(...rows.map((r) => r.raw / r.gateway));
+}
+
+/** What a non-batch POST costs in Couch calls under syncgate's model (user-db.ts commit). */
+async function rawPost(db: nano.DocumentScope<any>, records: Array<{ id: string; payload: string }>): Promise<void> {
+  const state = await db.get('state');
+  const ids = records.map((r) => `r:tabs:${r.id}`);
+  const existing = await db.fetch({ keys: ids });
+  const revs = new Map(existing.rows.flatMap((r: any) => (r.doc ? [[r.id, r.doc._rev]] : [])));
+  const T = Math.max(Date.now() - (Date.now() % 10), state.storage + 10);
+  const claimed = await db.insert({ ...state, pending: { T, collection: 'tabs', owner: 'raw', lease: Date.now() + 10000, op: { kind: 'write', records } } });
+  await db.bulk({
+    docs: records.map((r) => ({ _id: `r:tabs:${r.id}`, _rev: revs.get(`r:tabs:${r.id}`), c: 'tabs', i: r.id, w: T, m: T, p: r.payload, n: r.payload.length })),
+  });
+  await db.insert({ ...state, _rev: claimed.rev, pending: null, storage: T, collections: { ...state.collections, tabs: T } });
+}
+
+/** A batch of three POSTs and a commit, as the Couch calls syncgate makes for it. */
+async function rawBatch(db: nano.DocumentScope<any>, records: Array<{ id: string; payload: string }>): Promise<void> {
+  const id = randomBytes(16).toString('base64url');
+  const parts = [records.slice(0, 30), records.slice(30, 60), records.slice(60, 90), records.slice(90)];
+  let state = await db.get('state');
+  await db.insert({ _id: `q:${id}:000000`, records: parts[0] });
+  let batch = await db.insert({ _id: `b:${id}`, collection: 'forms', created: state.storage + 10, expires: Date.now() + 7200000, chunks: 1, records: 30, bytes: 0 });
+  for (const n of [1, 2, 3]) {
+    state = await db.get('state');
+    const doc = await db.get(`b:${id}`);
+    batch = await db.insert({ ...doc, _rev: batch.rev, chunks: n + 1 });
+    await db.insert({ _id: `q:${id}:00000${n}`, records: parts[n] });
+  }
+  const T = Math.max(Date.now() - (Date.now() % 10), state.storage + 10);
+  const claimed = await db.insert({ ...state, pending: { T, collection: 'forms', owner: 'raw', lease: Date.now() + 10000, op: { kind: 'commit', batch: id } } });
+  await db.get(`b:${id}`);
+  const chunks = await db.list({ startkey: `q:${id}:`, endkey: `q:${id}:\uffff`, include_docs: true });
+  const ids = records.map((r) => `r:forms:${r.id}`);
+  const existing = await db.fetch({ keys: ids });
+  const revs = new Map(existing.rows.flatMap((r: any) => (r.doc ? [[r.id, r.doc._rev]] : [])));
+  await db.bulk({ docs: records.map((r) => ({ _id: `r:forms:${r.id}`, _rev: revs.get(`r:forms:${r.id}`), c: 'forms', i: r.id, w: T, m: T, p: r.payload, n: 450 })) });
+  await db.bulk({ docs: chunks.rows.map((r: any) => ({ _id: r.id, _rev: r.value.rev, _deleted: true })) });
+  await db.destroy(`b:${id}`, batch.rev);
+  await db.insert({ ...state, _rev: claimed.rev, pending: null, storage: T, collections: { ...state.collections, forms: T } });
+}
