@@ -5,7 +5,8 @@ import type Koa from 'koa';
 import { pino, type Logger } from 'pino';
 
 export function createLogger(level: string): Logger {
-  return pino({ level, base: { app: 'syncgate' }, redact: ['req.headers.authorization'] });
+  // Asynchronous writes: a request never waits for its log line to reach stdout.
+  return pino({ level, base: { app: 'syncgate' }, redact: ['req.headers.authorization'] }, pino.destination({ dest: 1, sync: false }));
 }
 
 export function uidHasher(masterSecret: string): (uid: string) => string {

@@ -57,6 +57,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
         server.closeAllConnections();
       });
       await store.close();
+      logger.flush();
     },
   };
 }

@@ -5,7 +5,7 @@ import type Koa from 'koa';
 import { SyncError } from '../../common/errors.js';
 import type { Config } from '../config.js';
 import { macMatches, parseHawkHeader, type HawkRequest } from './hawk.js';
-import { deriveKey, parseToken, signingKey } from './tokenlib.js';
+import { deriveKey, parseToken, signingKey, type TokenClaims } from './tokenlib.js';
 
 export interface AuthState {
   uid: string;
@@ -41,20 +41,40 @@ export function publicRequest(ctx: Koa.Context, config: Config): HawkRequest {
   return { method: ctx.method, resource: raw, host: hostname, port };
 }
 
+interface Verified {
+  claims: TokenClaims;
+  key: string;
+}
+
+const TOKEN_CACHE = 10_000;
+
 export function authenticate(config: Config, masterSecret: string): Koa.Middleware {
   const signing = signingKey(masterSecret);
+  // A token is used for every request of its hour: its signature check and key derivation are
+  // done once. Keyed by the whole id (payload and signature), so nothing unverified gets in.
+  const verified = new Map<string, Verified>();
+  const verify = (id: string): Verified | undefined => {
+    const hit = verified.get(id);
+    if (hit) return hit;
+    const claims = parseToken(masterSecret, id, signing);
+    if (!claims) return undefined;
+    if (verified.size >= TOKEN_CACHE) verified.clear();
+    const entry = { claims, key: deriveKey(masterSecret, id, claims.salt) };
+    verified.set(id, entry);
+    return entry;
+  };
   return async (ctx, next) => {
     const attrs = parseHawkHeader(ctx.get('Authorization'));
     if (!attrs) throw new SyncError('unauthorized', 'no Hawk header');
-    const claims = parseToken(masterSecret, attrs.id, signing);
-    if (!claims) throw new SyncError('unauthorized', 'bad token');
+    const token = verify(attrs.id);
+    if (!token) throw new SyncError('unauthorized', 'bad token');
+    const { claims, key } = token;
     const now = Date.now() / 1000;
     if (Math.round(claims.expires) <= now) {
       // An expired token may still poll info/collections for a while (spec 3.1).
       const grace = ctx.state.route === 'info/collections' && now - claims.expires < config.expiredTokenGraceSec;
       if (!grace) throw new SyncError('unauthorized', 'token expired');
     }
-    const key = deriveKey(masterSecret, attrs.id, claims.salt);
     if (!macMatches(key, attrs, publicRequest(ctx, config))) throw new SyncError('unauthorized', 'bad MAC');
     if (String(claims.uid) !== ctx.params.uid) throw new SyncError('unauthorized', 'uid is not the token\'s');
     (ctx.state as AuthState).uid = String(claims.uid);
