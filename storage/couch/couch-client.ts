@@ -83,7 +83,10 @@ export class CouchClient {
     if (typeof err.statusCode === 'number' && err.statusCode > 0) {
       return new CouchError(err.statusCode, String(err.error ?? 'error'), this.scrub(String(err.reason ?? err.message ?? '')));
     }
-    const reason = err.name === 'TimeoutError' || err.name === 'AbortError' ? 'timed out' : String(err.message ?? 'unreachable');
+    // nano wraps network failures in a plain Error whose message carries the cause.
+    const message = String(err.message ?? 'unreachable');
+    const timedOut = err.name === 'TimeoutError' || err.name === 'AbortError' || /aborted due to timeout|timeout/i.test(message);
+    const reason = timedOut ? 'timed out' : message.replace(/^error happened in your connection\. Reason: /, '');
     return new CouchError(0, 'unreachable', this.scrub(reason));
   }
 

@@ -22,7 +22,9 @@ export function mergeStates(versions: StateDoc[]): StateDoc {
     merged.clearedAll = Math.max(merged.clearedAll, v.clearedAll ?? 0);
     for (const [c, t] of Object.entries(v.collections ?? {})) merged.collections[c] = Math.max(merged.collections[c] ?? 0, t);
     for (const [c, t] of Object.entries(v.cleared ?? {})) merged.cleared[c] = Math.max(merged.cleared[c] ?? 0, t);
-    if (v.pending && (!merged.pending || v.pending.T > merged.pending.T)) merged.pending = v.pending;
+    const p = v.pending;
+    const q = merged.pending;
+    if (p && (!q || p.T > q.T || (p.T === q.T && (p.owner > q.owner || (p.owner === q.owner && p.lease > q.lease))))) merged.pending = p;
   }
   for (const [c, t] of Object.entries(merged.collections)) {
     if (t <= Math.max(merged.cleared[c] ?? 0, merged.clearedAll)) delete merged.collections[c];

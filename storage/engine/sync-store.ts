@@ -18,6 +18,7 @@ import type {
 } from '../store.js';
 import type { Backend } from './backend.js';
 import { batchId, chunkId, recordId, type BatchDoc, type ChunkDoc, type RecordDoc, type StateDoc } from './docs.js';
+import { resolveConflicts } from './conflicts.js';
 import { selectPage } from './listing.js';
 import { checkPreconditions } from './preconditions.js';
 import { deletionFloor, inputBytes, isLive, readClock, toBso } from './records.js';
@@ -118,21 +119,29 @@ export class SyncStore implements Store {
       const lastModified = s.collections[collection] ?? 0;
       checkPreconditions(lastModified, pre, true);
       if (lastModified === 0) return { lastModified, items: [] };
-      await u.refreshIndex(s);
       const now = readClock(s);
-      const page = selectPage(u.index.entries(collection), query, (e) => isLive(e, s, collection, now));
-      const result: ListResult = { lastModified, items: page.entries.map((e) => e.id) };
-      if (page.nextOffset !== undefined) result.nextOffset = page.nextOffset;
-      if (query.full) {
+      for (let attempt = 0; ; attempt++) {
+        await u.refreshIndex(s);
+        const page = selectPage(u.index.entries(collection), query, (e) => isLive(e, s, collection, now));
+        const result: ListResult = { lastModified, items: page.entries.map((e) => e.id) };
+        if (page.nextOffset !== undefined) result.nextOffset = page.nextOffset;
+        if (!query.full) return result;
         const docs = await u.db.getMany<RecordDoc>(page.entries.map((e) => recordId(collection, e.id)));
+        const conflicted = [...docs.values()].filter((d) => d._conflicts?.length);
+        if (conflicted.length > 0 && attempt < 2) {
+          // Replication brought versions in after the index last looked: resolve, look again.
+          for (const doc of conflicted) await resolveConflicts(u.db, doc);
+          u.index.stateRev = undefined;
+          continue;
+        }
         const items: Bso[] = [];
         for (const e of page.entries) {
           const doc = docs.get(recordId(collection, e.id));
           if (doc && isLive(doc, s, collection, now)) items.push(toBso(doc));
         }
         result.items = items;
+        return result;
       }
-      return result;
     });
   }
 
