@@ -41,3 +41,36 @@ export class SyncError extends Error {
 }
 
 export const isSyncError = (e: unknown): e is SyncError => e instanceof SyncError;
+
+/**
+ * Failures of the token endpoint (spec 9.2). They have their own body format (Cornice style)
+ * and status strings that Firefox reads, so they are a separate set of codes.
+ */
+export type TokenErrorCode =
+  | 'unauthorized' // no Authorization header, or one without a space
+  | 'unsupported' // a scheme other than Bearer
+  | 'invalid-credentials'
+  | 'invalid-key-id' // no X-KeyID
+  | 'invalid-generation'
+  | 'invalid-keysChangedAt'
+  | 'invalid-client-state' // refused by the user model; detail is the reason
+  | 'client-state-mismatch' // X-Client-State differs from X-KeyID's
+  | 'bad-client-state' // malformed X-Client-State (400)
+  | 'new-users-disabled'
+  | 'unsupported-application'
+  | 'unsupported-version' // detail is the version asked for
+  | 'method-not-allowed'
+  | 'unavailable' // identity provider keys unreachable, registry down, no node with capacity
+  | 'internal';
+
+export class TokenError extends Error {
+  constructor(
+    readonly code: TokenErrorCode,
+    /** Goes into the description where the spec puts a variable part there. */
+    readonly detail?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(detail ? `${code}: ${detail}` : code, options);
+    this.name = 'TokenError';
+  }
+}

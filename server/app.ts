@@ -9,12 +9,18 @@ import { requestLog, uidHasher } from './logging.js';
 import { overload } from './overload.js';
 import { opsRouter } from './routes/ops.js';
 import { syncRouter } from './routes/index.js';
+import { jwksRouter } from './routes/jwks.js';
+import { tokenRouter, type TokenDeps } from './routes/token.js';
+import type { LocalAccounts } from './tokenserver/local-accounts.js';
 
 export interface AppDeps {
   config: Config;
   store: Store;
   masterSecret: string;
   logger: Logger;
+  /** The token endpoint; a storage-only gateway (behind Mozilla's tokenserver) has none. */
+  tokens?: Pick<TokenDeps, 'registry' | 'verifier'>;
+  localAccounts?: LocalAccounts;
 }
 
 /** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */
@@ -39,6 +45,8 @@ export function createApp(deps: AppDeps): Koa {
   const ops = opsRouter(deps.store);
   const sync = syncRouter(deps);
   app.use(ops.routes());
+  if (deps.tokens) app.use(tokenRouter({ config: deps.config, masterSecret: deps.masterSecret, ...deps.tokens }).routes());
+  if (deps.localAccounts) app.use(jwksRouter(deps.localAccounts).routes());
   app.use(sync.routes());
   app.use(sync.allowedMethods());
   return app;

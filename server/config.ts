@@ -44,6 +44,30 @@ export interface Config {
   couchTimeoutMs: number;
   /** How long a gateway's unfinished write blocks a user before another gateway finishes it. */
   writeLeaseMs: number;
+  tokenServer: TokenServerConfig;
+}
+
+/** The token endpoint (spec 9) and the identity providers whose access tokens it accepts. */
+export interface TokenServerConfig {
+  /** Trust Firefox Accounts' access tokens (its JWKS, and /v1/verify for opaque tokens). */
+  fxa: boolean;
+  fxaOAuthUrl: string;
+  fxaJwksUrl: string;
+  /** Expected `iss` of FxA tokens; unset accepts any, as Mozilla's tokenserver does. */
+  fxaIssuer?: string;
+  fxaAudience?: string;
+  fxaEmailDomain: string;
+  /** The scope a token must hold. */
+  scope: string;
+  clockSkewSec: number;
+  /** syncgate's own issuer for local accounts (`syncgate account create`). */
+  localAccounts: boolean;
+  /** Lifetime of the bearer tokens `syncgate account` prints. */
+  localTokenTtlSec: number;
+  allowNewUsers: boolean;
+  /** How long the storage of a uid replaced by a key change is kept before deletion. */
+  purgeReplacedAfterSec: number;
+  nodeType: string;
 }
 
 const MB = 1024 * 1024;
@@ -91,13 +115,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     return n;
   };
-  const bool = (envName: string, fileName: string): boolean => {
+  const bool = (envName: string, fileName: string, dflt = false): boolean => {
     const v = pick(envName, fileName)?.toLowerCase();
-    if (v === undefined) return false;
+    if (v === undefined) return dflt;
     if (['1', 'true', 'yes', 'on'].includes(v)) return true;
     if (['0', 'false', 'no', 'off'].includes(v)) return false;
     problems.push(`${envName} must be true or false, got "${v}"`);
-    return false;
+    return dflt;
   };
 
   const limits: Limits = {
@@ -130,7 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
   }
 
-  const config: Config = {
+  const config: Omit<Config, 'tokenServer'> & { tokenServer?: TokenServerConfig } = {
     host: str('HOST', 'host', '127.0.0.1'),
     port: int('PORT', 'port', 8000, 0, 65535),
     dataDir: resolve(str('SYNCGATE_DATA', 'data_dir', './data')),
@@ -149,6 +173,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     couchTimeoutMs: int('SYNCGATE_COUCH_TIMEOUT_MS', 'couch_timeout_ms', 15_000, 100),
     writeLeaseMs: int('SYNCGATE_WRITE_LEASE_MS', 'write_lease_ms', 10_000, 100),
   };
+  const fxaOAuthUrl = str('SYNCGATE_FXA_OAUTH_URL', 'fxa_oauth_url', 'https://oauth.accounts.firefox.com').replace(/\/+$/, '');
+  const tokenServer: TokenServerConfig = {
+    fxa: bool('SYNCGATE_FXA', 'fxa', true),
+    fxaOAuthUrl,
+    fxaJwksUrl: str('SYNCGATE_FXA_JWKS_URL', 'fxa_jwks_url', `${fxaOAuthUrl}/v1/jwks`),
+    fxaEmailDomain: str('SYNCGATE_FXA_EMAIL_DOMAIN', 'fxa_email_domain', 'api.accounts.firefox.com'),
+    scope: str('SYNCGATE_OAUTH_SCOPE', 'oauth_scope', 'https://identity.mozilla.com/apps/oldsync'),
+    clockSkewSec: int('SYNCGATE_JWT_CLOCK_SKEW', 'jwt_clock_skew', 60, 0, 600),
+    localAccounts: bool('SYNCGATE_LOCAL_ACCOUNTS', 'local_accounts', true),
+    localTokenTtlSec: int('SYNCGATE_LOCAL_TOKEN_TTL', 'local_token_ttl', 30 * 86400, 60),
+    allowNewUsers: bool('SYNCGATE_ALLOW_NEW_USERS', 'allow_new_users', true),
+    purgeReplacedAfterSec: int('SYNCGATE_PURGE_REPLACED_AFTER', 'purge_replaced_after', 86400, 0),
+    nodeType: str('SYNCGATE_NODE_TYPE', 'node_type', 'couchdb'),
+  };
+  for (const [name, url] of [['SYNCGATE_FXA_OAUTH_URL', tokenServer.fxaOAuthUrl], ['SYNCGATE_FXA_JWKS_URL', tokenServer.fxaJwksUrl]] as const) {
+    try {
+      const u = new URL(url);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      problems.push(`${name} must be an http(s) URL, got "${url}"`);
+    }
+  }
+  const fxaIssuer = pick('SYNCGATE_FXA_ISSUER', 'fxa_issuer');
+  if (fxaIssuer !== undefined) tokenServer.fxaIssuer = fxaIssuer;
+  const fxaAudience = pick('SYNCGATE_FXA_AUDIENCE', 'fxa_audience');
+  if (fxaAudience !== undefined) tokenServer.fxaAudience = fxaAudience;
+  config.tokenServer = tokenServer;
   if (publicUrl !== undefined) config.publicUrl = publicUrl.replace(/\/+$/, '');
   if (masterSecret !== undefined) config.masterSecret = masterSecret;
   const couchUrl = pick('COUCH_URL', 'couch_url');
@@ -165,7 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('SYNCGATE_MAX_REQUEST_BYTES must be at least SYNCGATE_MAX_RECORD_PAYLOAD_BYTES');
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-  return config;
+  return config as Config;
 }
 
 /** The configuration as it may be logged: secrets replaced. */

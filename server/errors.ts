@@ -2,7 +2,7 @@
 // error number as the body, and headers. Nothing else of an error (message, stack, a Couch
 // body) ever reaches a client.
 import type Koa from 'koa';
-import { isSyncError, SyncError, type SyncErrorCode } from '../common/errors.js';
+import { isSyncError, SyncError, TokenError, type SyncErrorCode, type TokenErrorCode } from '../common/errors.js';
 import { formatSeconds } from '../common/timestamps.js';
 
 export interface CatalogEntry {
@@ -87,9 +87,76 @@ export function writeError(ctx: Koa.Context, err: unknown): void {
 export const errorMiddleware: Koa.Middleware = async (ctx, next) => {
   try {
     await next();
+    if (ctx.state.route === 'token') return; // answered in the token endpoint's own format
     if (ctx.status === 404 && ctx.body === undefined) writeError(ctx, new SyncError('not-found'));
     else if (ctx.status === 405) writeError(ctx, new SyncError('method-not-allowed'));
   } catch (err) {
     writeError(ctx, err);
   }
 };
+
+/** Token endpoint answers (spec 9.2): Cornice-style JSON bodies, even for errors. */
+export interface TokenCatalogEntry {
+  status: number;
+  body: { status: string; errors: Array<{ location: string; name: string; description: string }> };
+  headers?: Record<string, string>;
+}
+
+const cornice = (status: number, statusString: string, location: string, name: string, description: string, headers?: Record<string, string>): TokenCatalogEntry => {
+  const entry: TokenCatalogEntry = { status, body: { status: statusString, errors: [{ location, name, description }] } };
+  if (headers) entry.headers = headers;
+  return entry;
+};
+
+export const TOKEN_RETRY_AFTER = 30;
+
+export function tokenCatalog(code: TokenErrorCode, detail = ''): TokenCatalogEntry {
+  switch (code) {
+    case 'unauthorized':
+      return cornice(401, 'error', 'body', '', 'Unauthorized');
+    case 'unsupported':
+      return cornice(401, 'error', 'body', '', 'Unsupported');
+    case 'invalid-credentials':
+      return cornice(401, 'invalid-credentials', 'body', '', 'Unauthorized');
+    case 'invalid-key-id':
+      return cornice(401, 'invalid-key-id', 'header', 'X-KeyID', 'Missing X-KeyID header');
+    case 'invalid-generation':
+      return cornice(401, 'invalid-generation', 'body', '', 'Unauthorized');
+    case 'invalid-keysChangedAt':
+      return cornice(401, 'invalid-keysChangedAt', 'body', '', 'Unauthorized');
+    case 'invalid-client-state':
+      return cornice(401, 'invalid-client-state', 'header', 'X-Client-State', `Unacceptable client-state value ${detail}`);
+    case 'client-state-mismatch':
+      return cornice(401, 'invalid-client-state', 'body', '', 'Unauthorized');
+    case 'bad-client-state':
+      return cornice(400, 'error', 'header', 'X-Client-State', 'Invalid client state value');
+    case 'new-users-disabled':
+      return cornice(403, 'new-users-disabled', 'body', '', 'Unauthorized');
+    case 'unsupported-application':
+      return cornice(404, 'error', 'url', 'application', 'Unsupported application');
+    case 'unsupported-version':
+      return cornice(404, 'error', 'url', detail, 'Unsupported application version');
+    case 'method-not-allowed':
+      return cornice(405, 'error', 'url', '', 'Method not allowed', { Allow: 'GET' });
+    case 'unavailable':
+      return cornice(503, 'internal-error', 'internal', '', 'Server error', { 'Retry-After': String(TOKEN_RETRY_AFTER) });
+    case 'internal':
+      return cornice(500, 'internal-error', 'internal', '', 'Server error');
+  }
+}
+
+/** Writes the token endpoint's answer for any error; unknown errors are logged and become 500. */
+export function writeTokenError(ctx: Koa.Context, err: unknown): void {
+  let entry: TokenCatalogEntry;
+  if (err instanceof TokenError) {
+    entry = tokenCatalog(err.code, err.detail);
+    if (err.code === 'internal' || err.code === 'unavailable') ctx.state.error = err;
+  } else {
+    entry = tokenCatalog('internal');
+    ctx.state.error = err;
+  }
+  for (const [k, v] of Object.entries(entry.headers ?? {})) ctx.set(k, v);
+  ctx.status = entry.status;
+  ctx.type = 'application/json';
+  ctx.body = JSON.stringify(entry.body);
+}

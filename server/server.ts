@@ -1,28 +1,64 @@
-// Starts a gateway: configuration, secret, store, HTTP listener, background purge. Starting
-// twice on the same data folder changes nothing (the secret and databases are reused).
+// Starts a gateway: configuration, secret, store, registry, token endpoint, HTTP listener and
+// background work (expiry purge, deletion of replaced uids). Starting twice on the same data
+// folder changes nothing (the secret, issuer key and databases are reused).
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import { createStore } from '../storage/create-store.js';
+import { openRegistryDb } from '../federation/registry-db.js';
+import { Registry } from '../federation/registry.js';
+import { CouchBackend } from '../storage/couch/couch-backend.js';
+import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
 import { createApp } from './app.js';
 import { loadMasterSecret } from './auth/master-secret.js';
 import { describe, type Config } from './config.js';
 import { createLogger } from './logging.js';
+import { LocalAccounts } from './tokenserver/local-accounts.js';
+import { createVerifier } from './tokenserver/trusted-issuers.js';
 
 export interface RunningServer {
   url: string;
   port: number;
   store: SyncStore;
+  registry: Registry;
   logger: Logger;
   close(): Promise<void>;
 }
 
+/** Runs `work` every `ms`, never two at once, logging failures. */
+function every(ms: number, logger: Logger, what: string, work: () => Promise<unknown>): NodeJS.Timeout {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    work()
+      .catch((err) => logger.warn({ err }, `${what} failed`))
+      .finally(() => (busy = false));
+  }, ms);
+  timer.unref();
+  return timer;
+}
+
 export async function startServer(config: Config, logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const masterSecret = loadMasterSecret(config);
-  const store = createStore(config);
+  const couch = createCouchClient(config);
+  const backend = createBackend(config, couch);
+  const store = createStore(config, backend);
   await store.start();
-  const app = createApp({ config, store, masterSecret, logger });
+  const registryDb = openRegistryDb({
+    dataDir: config.dataDir,
+    ...(couch && backend instanceof CouchBackend ? { couch: { client: couch, backend } } : {}),
+  });
+  const registry = new Registry(registryDb.db, {
+    allowNewUsers: config.tokenServer.allowNewUsers,
+    purgeAfterMs: config.tokenServer.purgeReplacedAfterSec * 1000,
+    followChanges: registryDb.shared,
+  });
+  await registry.start();
+  const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir) : undefined;
+  const verifier = await createVerifier(config, localAccounts);
+
+  const app = createApp({ config, store, masterSecret, logger, tokens: { registry, verifier }, localAccounts });
   const server: Server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -33,29 +69,31 @@ export async function startServer(config: Config, logger = createLogger(config.l
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
 
-  let purging = false;
-  const purge = setInterval(() => {
-    if (purging) return;
-    purging = true;
-    store
-      .purge()
-      .catch((err) => logger.warn({ err }, 'purge failed'))
-      .finally(() => (purging = false));
-  }, config.purgeIntervalSec * 1000);
-  purge.unref();
+  const timers = [
+    every(config.purgeIntervalSec * 1000, logger, 'purge', () => store.purge()),
+    every(config.purgeIntervalSec * 1000, logger, 'purge of replaced uids', () =>
+      registry.purgeReplaced(async (uid) => {
+        await store.destroy(String(uid));
+        logger.info({ uidsPurged: 1 }, 'storage of a replaced uid deleted');
+      }),
+    ),
+  ];
 
   logger.info({ url, config: describe(config) }, 'syncgate listening');
   return {
     url,
     port,
     store,
+    registry,
     logger,
     async close() {
-      clearInterval(purge);
+      for (const t of timers) clearInterval(t);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await registry.stop();
+      await registryDb.close();
       await store.close();
       logger.flush();
     },

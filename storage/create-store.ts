@@ -7,15 +7,17 @@ import type { Backend } from './engine/backend.js';
 import { SyncStore } from './engine/sync-store.js';
 import { PouchBackend } from './pouch/pouch-backend.js';
 
-export function createBackend(config: Config): Backend {
-  if (config.couchUrl) {
-    return new CouchBackend(new CouchClient(config.couchUrl, { timeoutMs: config.couchTimeoutMs, readRetries: 2 }));
-  }
-  return new PouchBackend(config.dataDir);
+/** The program's one Couch client, when COUCH_URL is set. */
+export function createCouchClient(config: Config): CouchClient | undefined {
+  return config.couchUrl ? new CouchClient(config.couchUrl, { timeoutMs: config.couchTimeoutMs, readRetries: 2 }) : undefined;
 }
 
-export function createStore(config: Config): SyncStore {
-  return new SyncStore(createBackend(config), {
+export function createBackend(config: Config, client = createCouchClient(config)): Backend {
+  return client ? new CouchBackend(client) : new PouchBackend(config.dataDir);
+}
+
+export function createStore(config: Config, backend: Backend = createBackend(config)): SyncStore {
+  return new SyncStore(backend, {
     maxOpenUsers: config.maxOpenUsers,
     writeLeaseMs: config.writeLeaseMs,
     limits: {

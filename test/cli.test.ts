@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { SyncClient } from './support/client.js';
+import { SyncClient, type Credentials } from './support/client.js';
 import { spawnGateway, type GatewayProcess } from './support/process.js';
 
 const run = promisify(execFile);
@@ -41,6 +41,41 @@ describe('syncgate command line', function () {
     assert.deepEqual(res.json(), {});
     const put = await u.put('/storage/meta/global', { payload: 'x' });
     assert.equal(put.status, 200);
+  });
+
+  it('syncgate account create|token|list|delete: a person\'s first sync credentials from the command line, while the gateway runs', async () => {
+    gw = await spawnGateway({ SYNCGATE_DATA: dir, PORT: '0', SYNC_MASTER_SECRET: '', SYNCGATE_FXA: 'false' });
+    const env = { ...process.env, SYNCGATE_DATA: dir, SYNC_MASTER_SECRET: '' };
+    const { stdout } = await run(process.execPath, [BIN, 'account', 'create', 'alice@example.com', '--json', '--url', gw.url], { env });
+    assert.equal(stdout.trim().split('\n').length, 1);
+    const out = JSON.parse(stdout) as { bearer: string; keyId: string; token_url: string };
+    assert.deepEqual(Object.keys(out).sort(), ['bearer', 'keyId', 'token_url']);
+    assert.equal(out.token_url, `${gw.url}/1.0/sync/1.5`);
+    assert.match(out.keyId, /^\d+-[A-Za-z0-9_-]{22}$/);
+    assert.equal((await stat(join(dir, 'issuer-key.json'))).mode & 0o077, 0, 'the issuer key is private');
+
+    // What Firefox does with it: the token endpoint, then Hawk-signed storage calls.
+    const token = await fetch(out.token_url, { headers: { Authorization: `Bearer ${out.bearer}`, 'X-KeyID': out.keyId } });
+    assert.equal(token.status, 200);
+    const u = new SyncClient((await token.json()) as Credentials);
+    assert.equal((await u.put('/storage/meta/global', { payload: 'x' }, { 'X-If-Unmodified-Since': '0' })).status, 200);
+
+    await assert.rejects(run(process.execPath, [BIN, 'account', 'create', 'alice@example.com'], { env }), /already exists/);
+    await assert.rejects(run(process.execPath, [BIN, 'account', 'create', 'not-an-email'], { env }), /not an email/);
+    const again = JSON.parse((await run(process.execPath, [BIN, 'account', 'token', 'alice@example.com', '--json', '--url', gw.url], { env })).stdout);
+    assert.equal(again.keyId, out.keyId);
+    const second = await fetch(out.token_url, { headers: { Authorization: `Bearer ${again.bearer}`, 'X-KeyID': again.keyId } });
+    assert.equal(((await second.json()) as Credentials).uid, u.uid);
+
+    const list = (await run(process.execPath, [BIN, 'account', 'list'], { env })).stdout;
+    assert.match(list, /^alice@example\.com\t\d{4}-/m);
+    assert.doesNotMatch(list, /eyJ/, 'no tokens in the list');
+    await run(process.execPath, [BIN, 'account', 'delete', 'alice@example.com'], { env });
+    assert.equal((await run(process.execPath, [BIN, 'account', 'list'], { env })).stdout, '');
+    await assert.rejects(run(process.execPath, [BIN, 'account', 'delete', 'alice@example.com'], { env }), /no account/);
+    await new Promise((r) => setTimeout(r, 2100));
+    const refused = await fetch(out.token_url, { headers: { Authorization: `Bearer ${out.bearer}`, 'X-KeyID': out.keyId } });
+    assert.equal(refused.status, 401);
   });
 
   it('syncgate token refuses a missing --url and a bad --duration', async () => {

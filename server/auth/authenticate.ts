@@ -20,6 +20,25 @@ function firstForwarded(value: string, key: 'host' | 'proto'): string | undefine
   return undefined;
 }
 
+/** Host (with port) and scheme the client used: Host, or forwarding headers from a trusted proxy. */
+function publicOrigin(ctx: Koa.Context, config: Config): { host: string; proto: string } {
+  let host = ctx.get('Host');
+  let proto = ctx.protocol;
+  if (config.trustProxy) {
+    const fwd = ctx.get('Forwarded');
+    host = (fwd && firstForwarded(fwd, 'host')) || ctx.get('X-Forwarded-Host').split(',')[0]?.trim() || host;
+    proto = (fwd && firstForwarded(fwd, 'proto')) || ctx.get('X-Forwarded-Proto').split(',')[0]?.trim() || proto;
+  }
+  return { host, proto };
+}
+
+/** The base URL clients reach this gateway at: SYNCGATE_PUBLIC_URL, or what the request says. */
+export function publicBaseUrl(ctx: Koa.Context, config: Config): string {
+  if (config.publicUrl) return config.publicUrl;
+  const { host, proto } = publicOrigin(ctx, config);
+  return `${proto}://${host}`;
+}
+
 /** The host, port and path the client signed: what it saw, not what the proxy forwarded. */
 export function publicRequest(ctx: Koa.Context, config: Config): HawkRequest {
   const raw = ctx.req.url ?? '/';
@@ -28,13 +47,7 @@ export function publicRequest(ctx: Koa.Context, config: Config): HawkRequest {
     const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
     return { method: ctx.method, resource: u.pathname.replace(/\/$/, '') + raw, host: u.hostname, port };
   }
-  let host = ctx.get('Host');
-  let proto = ctx.protocol;
-  if (config.trustProxy) {
-    const fwd = ctx.get('Forwarded');
-    host = (fwd && firstForwarded(fwd, 'host')) || ctx.get('X-Forwarded-Host').split(',')[0]?.trim() || host;
-    proto = (fwd && firstForwarded(fwd, 'proto')) || ctx.get('X-Forwarded-Proto').split(',')[0]?.trim() || proto;
-  }
+  const { host, proto } = publicOrigin(ctx, config);
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host);
   const hostname = m?.[1] ?? host;
   const port = m?.[2] ? Number(m[2]) : proto === 'https' ? 443 : 80;

@@ -39,7 +39,7 @@ export class CouchBackend implements Backend {
   }
 
   /** Creates the database; closes its _security to everyone but the gateway's Couch user. */
-  private async ensureDatabase(name: string): Promise<void> {
+  async ensureDatabase(name: string): Promise<void> {
     let current: Security | undefined;
     try {
       current = await this.client.request<Security>({ method: 'GET', db: name, path: '_security' });
@@ -67,6 +67,14 @@ export class CouchBackend implements Backend {
   }
 
   async close(): Promise<void> {}
+
+  async destroy(uid: string): Promise<void> {
+    try {
+      await this.client.request({ method: 'DELETE', db: userDbName(uid) });
+    } catch (e) {
+      if (!(e instanceof CouchError && e.statusCode === 404)) throw e;
+    }
+  }
 
   async check(): Promise<void> {
     await this.client.request({ method: 'GET' });

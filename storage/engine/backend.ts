@@ -8,6 +8,8 @@ export interface Backend {
   readonly installDesignInBackground?: boolean;
   open(uid: string): Promise<DocDb>;
   close(uid: string, db: DocDb): Promise<void>;
+  /** Deletes the user's database and everything in it (the pool has closed it). */
+  destroy(uid: string): Promise<void>;
   /** Cheap liveness check (for __heartbeat__). */
   check(): Promise<void>;
   /** Startup checks with a clear message for an operator when the backend is unusable. */

@@ -53,6 +53,8 @@ export interface StateDoc extends Doc {
   /** Whole-storage deletion: every record with w <= value is gone. */
   clearedAll: number;
   pending?: Pending | null;
+  /** Version of the design document known to be installed: checking it costs no request. */
+  design?: number;
 }
 
 export interface BatchDoc extends Doc {

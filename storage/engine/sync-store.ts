@@ -337,10 +337,17 @@ export class SyncStore implements Store {
     });
   }
 
+  /** Deletes the user's database: for uids the registry has replaced, never for a live one. */
+  destroy(uid: string): Promise<void> {
+    return this.pool.destroy(uid);
+  }
+
   /** One slice of background purging for every open user; returns documents removed. */
   async purge(now = Date.now()): Promise<number> {
     let removed = 0;
     for (const uid of this.pool.openUsers()) {
+      // Closed (or destroyed) since the list was taken: reading it would open it again.
+      if (!this.pool.isOpen(uid)) continue;
       removed += await this.read(uid, async (u, s) => purgeSlice(u, s, now));
     }
     return removed;

@@ -50,6 +50,12 @@ export interface UserDbOptions {
   owner: string;
   /** How long a pending write is presumed alive without renewal. */
   leaseMs: number;
+  /**
+   * Installs or checks the design document. Given (remote nodes), it runs in the background
+   * only when the state does not yet record the current version; absent, the pool has done it.
+   */
+  ensureDesign?: () => Promise<unknown>;
+  designVersion: number;
 }
 
 export class UserDb {
@@ -59,7 +65,25 @@ export class UserDb {
   constructor(
     readonly db: DocDb,
     private readonly opts: UserDbOptions,
-  ) {}
+  ) {
+    this.designConfirmed = opts.ensureDesign === undefined;
+  }
+
+  private checkDesign(state: StateDoc): void {
+    if (this.designConfirmed || this.designCheck || (state.design ?? 0) >= this.opts.designVersion) return;
+    this.designCheck = (this.opts.ensureDesign as () => Promise<unknown>)().then(
+      () => (this.designConfirmed = true),
+      () => (this.designCheck = undefined), // retried with a later request
+    );
+  }
+
+  private stamp(next: StateDoc): void {
+    if (this.designConfirmed) next.design = Math.max(next.design ?? 0, this.opts.designVersion);
+  }
+
+  /** The design document is known to be current; later commits record it in the state. */
+  private designConfirmed: boolean;
+  private designCheck: Promise<unknown> | undefined;
 
   /** Runs fn with the user's lock held. */
   locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -76,7 +100,10 @@ export class UserDb {
         continue;
       }
       const p = state.pending;
-      if (!p) return state;
+      if (!p) {
+        this.checkDesign(state);
+        return state;
+      }
       if (this.opts.exclusive || p.owner === this.opts.owner || p.lease < Date.now()) {
         await this.recover(state);
         continue;
@@ -130,6 +157,7 @@ export class UserDb {
     if (!op) {
       const next = structuredClone(state);
       update(next);
+      this.stamp(next);
       const rev = await this.db.put(next);
       if (rev === 'conflict') throw new Retry();
       next._rev = rev;
@@ -163,6 +191,7 @@ export class UserDb {
     done.pending = null;
     done.collections[p.collection] = p.T;
     done.storage = Math.max(done.storage, p.T);
+    this.stamp(done);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
       const rev = await this.db.put(done);
       if (rev !== 'conflict') {

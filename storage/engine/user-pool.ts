@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { designDoc } from '../../couch-design/index.js';
 import type { DocDb } from '../doc-db.js';
 import type { Backend } from './backend.js';
-import { UserDb } from './user-db.js';
+import { UserDb, type UserDbOptions } from './user-db.js';
 
 interface Entry {
   user: Promise<UserDb>;
@@ -46,6 +46,10 @@ export class UserPool {
     }
   }
 
+  isOpen(uid: string): boolean {
+    return this.open.has(uid);
+  }
+
   /** Every open user, for background work (expiry purge). */
   openUsers(): string[] {
     return [...this.open.keys()];
@@ -54,13 +58,18 @@ export class UserPool {
   private async openUser(uid: string): Promise<UserDb> {
     await this.closing.get(uid);
     const db = await this.backend.open(uid);
+    const opts: UserDbOptions = { exclusive: this.backend.exclusive, owner: this.owner, leaseMs: this.leaseMs, designVersion: designDoc.version };
     if (this.backend.installDesignInBackground) {
-      // A fresh database gets it at creation; this upgrades an old one, off the request path.
-      designDoc.install(db).catch((err) => this.onBackgroundError(err));
+      // Remote nodes: a fresh database gets it at creation; an old one is upgraded off the
+      // request path, and only while its state does not record the current version.
+      opts.ensureDesign = () => designDoc.install(db).catch((err) => {
+        this.onBackgroundError(err);
+        throw err;
+      });
     } else {
       await designDoc.install(db);
     }
-    return new UserDb(db, { exclusive: this.backend.exclusive, owner: this.owner, leaseMs: this.leaseMs });
+    return new UserDb(db, opts);
   }
 
   private async evict(): Promise<void> {
@@ -75,6 +84,24 @@ export class UserPool {
         .finally(() => this.closing.delete(uid));
       this.closing.set(uid, done);
       await done;
+    }
+  }
+
+  /** Closes the user's database (waiting for requests in flight) and deletes it. */
+  async destroy(uid: string): Promise<void> {
+    const entry = this.open.get(uid);
+    this.open.delete(uid);
+    const user = await entry?.user.catch(() => undefined);
+    const gone = (async () => {
+      await this.closing.get(uid);
+      if (user) await user.locked(() => this.backend.close(uid, user.db));
+      await this.backend.destroy(uid);
+    })();
+    this.closing.set(uid, gone.catch(() => undefined));
+    try {
+      await gone;
+    } finally {
+      this.closing.delete(uid);
     }
   }
 

@@ -27,6 +27,10 @@ export class PouchBackend implements Backend {
     await (db as PouchDocDb).pouch.close();
   }
 
+  async destroy(uid: string): Promise<void> {
+    await new PouchDB(join(this.dir, userDbName(uid))).destroy();
+  }
+
   /** Held while the gateway runs: LevelDB's lock makes a second gateway on the folder fail fast. */
   private lock: PouchDB.Database | undefined;
 

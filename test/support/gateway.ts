@@ -32,11 +32,11 @@ export async function startGateway(env: Record<string, string> = {}, dataDir?: s
     SYNCGATE_DATA: dir,
     HOST: '127.0.0.1',
     PORT: '0',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.SYNCGATE_TEST_LOG ?? 'silent',
     SYNC_MASTER_SECRET: secret,
     ...env,
   });
-  const server = await startServer(config, pino({ level: 'silent' }));
+  const server = await startServer(config, pino({ level: process.env.SYNCGATE_TEST_LOG ?? 'silent' }));
   const credentials = (uid: number, expiresIn = 3600): Credentials => {
     const t = makeToken(secret, { uid, node: server.url, expires: Math.floor(Date.now() / 1000) + expiresIn });
     return { id: t.id, key: t.key, uid, api_endpoint: `${server.url}/1.5/${uid}` };

@@ -1,0 +1,235 @@
+// The registry: accounts, their uids and the nodes that hold them, as documents in one
+// database every gateway shares (embedded PouchDB, or a database on the Couch of COUCH_URL).
+//
+//   user:<email>  every uid the account ever had (the rows of Mozilla's users table); the
+//                 user model's decisions are stored with a compare-and-swap on its _rev, so
+//                 two gateways deciding at once cannot hand out two uids for one account
+//   uid:<uid>     claims a uid for one account (created, never updated: uniqueness across
+//                 gateways without a shared counter) and says which node holds its storage
+//   node:<name>   a node that can hold user databases
+//   purge:<when>:<uid>  an old uid whose storage is deleted once the grace period is over
+//                 (ids sort by time, so the due ones are one range read)
+//
+// Token requests read user documents from the database (one read per client per hour). Nodes
+// and uid placements are cached in memory and kept fresh from the _changes feed, since storage
+// routing needs them on every request.
+import { randomInt } from 'node:crypto';
+import { TokenError } from '../common/errors.js';
+import type { Doc, DocDb } from '../storage/doc-db.js';
+import { applyDecision, decide, type Login, type UserRow } from './user-model.js';
+
+export interface UserDoc extends Doc {
+  type: 'user';
+  email: string;
+  rows: UserRow[];
+}
+
+export interface UidDoc extends Doc {
+  type: 'uid';
+  email: string;
+  node: string;
+  createdAt: number;
+}
+
+export interface NodeDoc extends Doc {
+  type: 'node';
+  name: string;
+  /** Public base URL of the gateway that serves this node; undefined: whichever gateway answers. */
+  url?: string;
+  capacity: number;
+  /** Takes no new users; its users keep it. */
+  downed: boolean;
+}
+
+export interface PurgeDoc extends Doc {
+  type: 'purge';
+  uid: number;
+  email: string;
+  node: string;
+  notBefore: number;
+}
+
+export const DEFAULT_NODE = 'default';
+const MAX_UID = 2 ** 31 - 1;
+const UID_CACHE = 100_000;
+
+const userId = (email: string): string => `user:${email}`;
+const uidId = (uid: number): string => `uid:${uid}`;
+
+export interface RegistryOptions {
+  allowNewUsers: boolean;
+  /** How long an old uid's storage is kept after it was replaced. */
+  purgeAfterMs: number;
+  /** Poll the _changes feed (other gateways write too); off for the single embedded gateway. */
+  followChanges: boolean;
+  followIntervalMs?: number;
+  now?: () => number;
+}
+
+export class Registry {
+  private readonly nodes = new Map<string, NodeDoc>();
+  private readonly uids = new Map<number, UidDoc>();
+  private since: string | number = 0;
+  private follower: NodeJS.Timeout | undefined;
+  private following: Promise<void> | undefined;
+  private readonly now: () => number;
+
+  constructor(
+    readonly db: DocDb,
+    private readonly opts: RegistryOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    await this.ensureDefaultNode();
+    // The feed position first, then the nodes: a change in between is seen twice, never missed.
+    this.since = (await this.db.changes<Doc>('now')).lastSeq;
+    for (const node of await this.db.range<NodeDoc>('node:', 'node:\ufff0')) this.observe(node);
+    if (this.opts.followChanges) {
+      this.follower = setInterval(() => {
+        this.following ??= this.follow().finally(() => (this.following = undefined));
+      }, this.opts.followIntervalMs ?? 1000);
+      this.follower.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.follower);
+    await this.following?.catch(() => undefined);
+  }
+
+  /** One read of the _changes feed: what other gateways changed since the last one. */
+  async follow(): Promise<void> {
+    const changes = await this.db.changes<Doc>(this.since);
+    for (const doc of changes.docs) this.observe(doc);
+    this.since = changes.lastSeq;
+  }
+
+  private observe(doc: Doc): void {
+    if (doc._id.startsWith('node:')) {
+      const name = doc._id.slice(5);
+      if (doc._deleted) this.nodes.delete(name);
+      else this.nodes.set(name, doc as NodeDoc);
+    } else if (doc._id.startsWith('uid:')) {
+      const uid = Number(doc._id.slice(4));
+      if (doc._deleted) this.uids.delete(uid);
+      else if (this.uids.has(uid)) this.uids.set(uid, doc as UidDoc);
+    }
+  }
+
+  private async ensureDefaultNode(): Promise<void> {
+    if (await this.db.get<NodeDoc>(`node:${DEFAULT_NODE}`)) return;
+    const node: NodeDoc = { _id: `node:${DEFAULT_NODE}`, type: 'node', name: DEFAULT_NODE, capacity: 100_000_000, downed: false };
+    await this.db.put(node); // a conflict means another gateway created it
+  }
+
+  node(name: string): NodeDoc | undefined {
+    return this.nodes.get(name);
+  }
+
+  /** Where a uid's storage lives (cached; the changes feed keeps it fresh). */
+  async placement(uid: number): Promise<UidDoc | undefined> {
+    const hit = this.uids.get(uid);
+    if (hit) return hit;
+    const doc = await this.db.get<UidDoc>(uidId(uid));
+    if (doc) {
+      if (this.uids.size >= UID_CACHE) this.uids.clear();
+      this.uids.set(uid, doc);
+    }
+    return doc;
+  }
+
+  async user(email: string): Promise<UserDoc | undefined> {
+    return this.db.get<UserDoc>(userId(email));
+  }
+
+  /**
+   * Applies one token request to the account (spec 9.4) and returns the row whose uid the
+   * client gets. Races with other gateways are settled by the user document's _rev.
+   */
+  async login(email: string, login: Login): Promise<UserRow> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const doc = await this.user(email);
+      const rows = doc?.rows ?? [];
+      const decision = decide(rows, login, (n) => this.usable(n));
+      if (decision.kind === 'use' && !decision.changed) return decision.row;
+
+      let fresh: UserRow | undefined;
+      if (decision.kind === 'new-uid') {
+        if (!doc && !this.opts.allowNewUsers) throw new TokenError('new-users-disabled');
+        const node = decision.node && this.usable(decision.node) ? decision.node : this.placeNewUser();
+        const now = this.now();
+        fresh = { ...decision.values, uid: await this.claimUid(email, node, now), createdAt: now, node };
+        // Queued before the swap: if this process dies after it, the old storage is still
+        // deleted; if the swap loses, the purger finds the row unreplaced and drops the entry.
+        for (const r of rows) if (r.replacedAt === undefined) await this.queuePurge(email, r, now);
+      }
+      const next: UserDoc = { _id: userId(email), type: 'user', email, rows: applyDecision(rows, decision, fresh, this.now()) };
+      if (doc?._rev) next._rev = doc._rev;
+      const rev = await this.db.put(next);
+      if (rev !== 'conflict') return fresh ?? (decision as { row: UserRow }).row;
+      // Another gateway decided first: give the uid back and decide again on what it stored.
+      if (fresh) await this.releaseUid(fresh.uid);
+    }
+    throw new TokenError('unavailable', 'registry contention');
+  }
+
+  private usable(name: string): boolean {
+    const node = this.nodes.get(name);
+    return node !== undefined && !node.downed;
+  }
+
+  /** A node for a new user: the active node with the most room (federation brings operators). */
+  private placeNewUser(): string {
+    let best: NodeDoc | undefined;
+    for (const node of this.nodes.values()) {
+      if (node.downed || node.capacity <= 0) continue;
+      if (!best || node.capacity > best.capacity) best = node;
+    }
+    if (!best) throw new TokenError('unavailable', 'no node available');
+    return best.name;
+  }
+
+  /** A random free uid, claimed by creating its document (a conflict means it is taken). */
+  private async claimUid(email: string, node: string, now: number): Promise<number> {
+    for (;;) {
+      const uid = randomInt(1, MAX_UID);
+      const doc: UidDoc = { _id: uidId(uid), type: 'uid', email, node, createdAt: now };
+      const rev = await this.db.put(doc);
+      if (rev !== 'conflict') return uid;
+    }
+  }
+
+  private async releaseUid(uid: number): Promise<void> {
+    const doc = await this.db.get<UidDoc>(uidId(uid));
+    if (doc) await this.db.put({ ...doc, _deleted: true });
+    this.uids.delete(uid);
+  }
+
+  private async queuePurge(email: string, row: UserRow, now: number): Promise<void> {
+    const notBefore = now + this.opts.purgeAfterMs;
+    const doc: PurgeDoc = { _id: `purge:${String(notBefore).padStart(15, '0')}:${row.uid}`, type: 'purge', uid: row.uid, email, node: row.node, notBefore };
+    await this.db.put(doc);
+  }
+
+  /**
+   * Deletes the storage of replaced uids whose grace period is over, a few at a time. Any
+   * gateway may run it; deleting a database twice is harmless.
+   */
+  async purgeReplaced(destroy: (uid: number, node: string) => Promise<void>, limit = 20): Promise<number> {
+    const due = `purge:${String(this.now()).padStart(15, '0')}:\ufff0`;
+    const queued = await this.db.range<PurgeDoc>('purge:', due, limit);
+    let purged = 0;
+    for (const entry of queued) {
+      const user = await this.user(entry.email);
+      const row = user?.rows.find((r) => r.uid === entry.uid);
+      if (row?.replacedAt !== undefined) {
+        await destroy(entry.uid, entry.node);
+        purged++;
+      }
+      await this.db.put({ ...entry, _deleted: true });
+    }
+    return purged;
+  }
+}
