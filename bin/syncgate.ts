@@ -176,6 +176,88 @@ account
     process.stdout.write(`deleted ${email}\n`);
   });
 
+/** Calls the admin API of a running gateway (SYNCGATE_ADMIN_TOKEN); prints its JSON answer. */
+async function adminCall(method: string, path: string, opts: { server?: string }, body?: unknown): Promise<void> {
+  const cfg = config();
+  if (!cfg.adminToken) {
+    process.stderr.write('syncgate: set SYNCGATE_ADMIN_TOKEN to the admin credential of the gateway\n');
+    process.exit(2);
+  }
+  const url = `${baseUrl(cfg, opts.server)}/__admin__${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { Authorization: `Bearer ${cfg.adminToken}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (e) {
+    process.stderr.write(`syncgate: cannot reach the gateway at ${baseUrl(cfg, opts.server)}: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let message = text;
+    try {
+      message = (JSON.parse(text) as { error?: string }).error ?? text;
+    } catch {
+      // not JSON: print as is
+    }
+    process.stderr.write(`syncgate: ${res.status} ${message}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`${text}\n`);
+}
+
+const serverOption = ['--server <url>', 'base URL of a running gateway (default: SYNCGATE_PUBLIC_URL or HOST:PORT)'] as const;
+
+const operator = program.command('operator').description('operators: who runs nodes (admin API of a running gateway)');
+operator
+  .command('add <name>')
+  .option('--synchronous', 'acknowledge writes on this operator\'s nodes only once the replica has them')
+  .option(...serverOption)
+  .action((name: string, opts: { synchronous?: boolean; server?: string }) => adminCall('POST', '/operators', opts, { name, synchronous: opts.synchronous === true }));
+operator
+  .command('list')
+  .option(...serverOption)
+  .action((opts: { server?: string }) => adminCall('GET', '/operators', opts));
+
+const node = program.command('node').description('Couch nodes that hold user databases (admin API of a running gateway)');
+node
+  .command('add <name>')
+  .requiredOption('--operator <name>', 'operator running the node')
+  .requiredOption('--url <couch url>', 'http(s)://user:pass@host:5984; the credentials are stored encrypted')
+  .requiredOption('--capacity <users>', 'user databases it may hold', positiveInt)
+  .option('--weight <w>', 'relative share of new users (default 1)', (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
+    return n;
+  })
+  .option(...serverOption)
+  .action((name: string, opts: { operator: string; url: string; capacity: number; weight?: number; server?: string }) =>
+    adminCall('POST', '/nodes', opts, { name, operator: opts.operator, url: opts.url, capacity: opts.capacity, ...(opts.weight === undefined ? {} : { weight: opts.weight }) }),
+  );
+node
+  .command('list')
+  .option(...serverOption)
+  .action((opts: { server?: string }) => adminCall('GET', '/nodes', opts));
+for (const [state, what] of [
+  ['drain', 'take no new users; its users stay'],
+  ['down', 'manual override: mark the node down'],
+  ['up', 'clear drain or down'],
+] as const) {
+  node
+    .command(`${state} <name>`)
+    .description(what)
+    .option(...serverOption)
+    .action((name: string, opts: { server?: string }) => adminCall('POST', `/nodes/${encodeURIComponent(name)}/${state}`, opts));
+}
+node
+  .command('remove <name>')
+  .description('remove a node that holds no user database')
+  .option(...serverOption)
+  .action((name: string, opts: { server?: string }) => adminCall('DELETE', `/nodes/${encodeURIComponent(name)}`, opts));
+
 /** A uid whose database does not exist yet, for a storage node behind another tokenserver. */
 function freshUid(cfg: Config): number {
   for (;;) {

@@ -16,7 +16,8 @@
 import { randomInt } from 'node:crypto';
 import { TokenError } from '../common/errors.js';
 import type { Doc, DocDb } from '../storage/doc-db.js';
-import { applyDecision, decide, type Login, type UserRow } from './user-model.js';
+import { place, type Placement } from './placement.js';
+import { applyDecision, currentRow, decide, type Login, type UserRow } from './user-model.js';
 
 export interface UserDoc extends Doc {
   type: 'user';
@@ -28,6 +29,18 @@ export interface UidDoc extends Doc {
   type: 'uid';
   email: string;
   node: string;
+  /** The node that keeps a replica of this uid's database. */
+  replica?: string;
+  createdAt: number;
+  /** Set once the storage of this (replaced) uid was deleted and uncounted. */
+  purgedAt?: number;
+}
+
+export interface OperatorDoc extends Doc {
+  type: 'operator';
+  name: string;
+  /** Writes to this operator's nodes are acknowledged only once the replica has them. */
+  synchronous: boolean;
   createdAt: number;
 }
 
@@ -36,9 +49,22 @@ export interface NodeDoc extends Doc {
   name: string;
   /** Public base URL of the gateway that serves this node; undefined: whichever gateway answers. */
   url?: string;
+  /** The operator running it; the default node (this gateway's own store) has none. */
+  operator?: string;
+  /** Couch URL without credentials; undefined for the default node. */
+  couchUrl?: string;
+  /** The Couch user and password, as a JWE (federation/node-secrets.ts). */
+  credentials?: string;
   capacity: number;
-  /** Takes no new users; its users keep it. */
+  weight?: number;
+  /** Users placed there (counted at placement, so no scan is needed to place or remove). */
+  assigned?: number;
+  /** Manual override: takes no new users and is not served (`node down`). */
   downed: boolean;
+  /** Takes no new users; its users stay (`node drain`). */
+  draining?: boolean;
+  synchronous?: boolean;
+  createdAt?: number;
 }
 
 export interface PurgeDoc extends Doc {
@@ -68,7 +94,8 @@ export interface RegistryOptions {
 
 export class Registry {
   private readonly nodes = new Map<string, NodeDoc>();
-  private readonly uids = new Map<number, UidDoc>();
+  /** uid placements; null: not in the registry (tokens of another tokenserver, `syncgate token`). */
+  private readonly uids = new Map<number, UidDoc | null>();
   private since: string | number = 0;
   private follower: NodeJS.Timeout | undefined;
   private following: Promise<void> | undefined;
@@ -128,16 +155,24 @@ export class Registry {
     return this.nodes.get(name);
   }
 
-  /** Where a uid's storage lives (cached; the changes feed keeps it fresh). */
+  /** Where a uid's storage lives (cached, also when absent; the changes feed keeps it fresh). */
   async placement(uid: number): Promise<UidDoc | undefined> {
     const hit = this.uids.get(uid);
-    if (hit) return hit;
-    const doc = await this.db.get<UidDoc>(uidId(uid));
-    if (doc) {
-      if (this.uids.size >= UID_CACHE) this.uids.clear();
-      this.uids.set(uid, doc);
+    if (hit !== undefined) {
+      // Least recently used order: Map keeps insertion order.
+      this.uids.delete(uid);
+      this.uids.set(uid, hit);
+      return hit ?? undefined;
     }
+    const doc = await this.db.get<UidDoc>(uidId(uid));
+    this.uids.set(uid, doc ?? null);
+    if (this.uids.size > UID_CACHE) this.uids.delete(this.uids.keys().next().value as number);
     return doc;
+  }
+
+  /** Every node, as last seen in the registry. */
+  allNodes(): NodeDoc[] {
+    return [...this.nodes.values()];
   }
 
   async user(email: string): Promise<UserDoc | undefined> {
@@ -156,11 +191,12 @@ export class Registry {
       if (decision.kind === 'use' && !decision.changed) return decision.row;
 
       let fresh: UserRow | undefined;
+      let target: Placement | undefined;
       if (decision.kind === 'new-uid') {
         if (!doc && !this.opts.allowNewUsers) throw new TokenError('new-users-disabled');
-        const node = decision.node && this.usable(decision.node) ? decision.node : this.placeNewUser();
+        target = await this.targetFor(email, rows, decision.node);
         const now = this.now();
-        fresh = { ...decision.values, uid: await this.claimUid(email, node, now), createdAt: now, node };
+        fresh = { ...decision.values, uid: await this.claimUid(email, target, now), createdAt: now, node: target.primary };
         // Queued before the swap: if this process dies after it, the old storage is still
         // deleted; if the swap loses, the purger finds the row unreplaced and drops the entry.
         for (const r of rows) if (r.replacedAt === undefined) await this.queuePurge(email, r, now);
@@ -168,7 +204,10 @@ export class Registry {
       const next: UserDoc = { _id: userId(email), type: 'user', email, rows: applyDecision(rows, decision, fresh, this.now()) };
       if (doc?._rev) next._rev = doc._rev;
       const rev = await this.db.put(next);
-      if (rev !== 'conflict') return fresh ?? (decision as { row: UserRow }).row;
+      if (rev !== 'conflict') {
+        if (target) await this.count(target, +1);
+        return fresh ?? (decision as { row: UserRow }).row;
+      }
       // Another gateway decided first: give the uid back and decide again on what it stored.
       if (fresh) await this.releaseUid(fresh.uid);
     }
@@ -180,22 +219,50 @@ export class Registry {
     return node !== undefined && !node.downed;
   }
 
-  /** A node for a new user: the active node with the most room (federation brings operators). */
-  private placeNewUser(): string {
-    let best: NodeDoc | undefined;
-    for (const node of this.nodes.values()) {
-      if (node.downed || node.capacity <= 0) continue;
-      if (!best || node.capacity > best.capacity) best = node;
+  /** A key change keeps the user's nodes; anyone else is placed anew (federation/placement.ts). */
+  private async targetFor(email: string, rows: readonly UserRow[], sameNode: string | undefined): Promise<Placement> {
+    const current = currentRow(rows);
+    if (sameNode && current && this.usable(sameNode)) {
+      const replica = (await this.placement(current.uid))?.replica;
+      return replica ? { primary: sameNode, replica } : { primary: sameNode };
     }
-    if (!best) throw new TokenError('unavailable', 'no node available');
-    return best.name;
+    const placed = place(
+      this.allNodes().map((n) => ({
+        name: n.name,
+        operator: n.operator ?? n.name,
+        capacity: n.capacity,
+        assigned: n.assigned ?? 0,
+        weight: n.weight ?? 1,
+        active: !n.downed && !n.draining,
+      })),
+      email,
+    );
+    if (!placed) throw new TokenError('unavailable', 'no node available');
+    return placed;
+  }
+
+  /** Keeps each node's count of user databases, by compare-and-swap on the node document. */
+  private async count(target: Placement, delta: number): Promise<void> {
+    for (const name of [target.primary, target.replica]) {
+      if (!name) continue;
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const node = await this.db.get<NodeDoc>(`node:${name}`);
+        if (!node) break;
+        const next = { ...node, assigned: Math.max(0, (node.assigned ?? 0) + delta) };
+        if ((await this.db.put(next)) !== 'conflict') {
+          this.nodes.set(name, next);
+          break;
+        }
+      }
+    }
   }
 
   /** A random free uid, claimed by creating its document (a conflict means it is taken). */
-  private async claimUid(email: string, node: string, now: number): Promise<number> {
+  private async claimUid(email: string, target: Placement, now: number): Promise<number> {
     for (;;) {
       const uid = randomInt(1, MAX_UID);
-      const doc: UidDoc = { _id: uidId(uid), type: 'uid', email, node, createdAt: now };
+      const doc: UidDoc = { _id: uidId(uid), type: 'uid', email, node: target.primary, createdAt: now };
+      if (target.replica) doc.replica = target.replica;
       const rev = await this.db.put(doc);
       if (rev !== 'conflict') return uid;
     }
@@ -226,6 +293,11 @@ export class Registry {
       const row = user?.rows.find((r) => r.uid === entry.uid);
       if (row?.replacedAt !== undefined) {
         await destroy(entry.uid, entry.node);
+        const placed = await this.db.get<UidDoc>(uidId(entry.uid));
+        // Uncounted once, even when two purge entries name the same uid.
+        if (placed && placed.purgedAt === undefined && (await this.db.put({ ...placed, purgedAt: this.now() } as UidDoc)) !== 'conflict') {
+          await this.count({ primary: placed.node, ...(placed.replica ? { replica: placed.replica } : {}) }, -1);
+        }
         purged++;
       }
       await this.db.put({ ...entry, _deleted: true });

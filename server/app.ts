@@ -9,6 +9,8 @@ import { requestLog, uidHasher } from './logging.js';
 import { overload } from './overload.js';
 import { opsRouter } from './routes/ops.js';
 import { syncRouter } from './routes/index.js';
+import type { NodeAdmin } from '../federation/node-admin.js';
+import { adminRouter } from './routes/admin.js';
 import { jwksRouter } from './routes/jwks.js';
 import { tokenRouter, type TokenDeps } from './routes/token.js';
 import type { LocalAccounts } from './tokenserver/local-accounts.js';
@@ -21,6 +23,8 @@ export interface AppDeps {
   /** The token endpoint; a storage-only gateway (behind Mozilla's tokenserver) has none. */
   tokens?: Pick<TokenDeps, 'registry' | 'verifier'>;
   localAccounts?: LocalAccounts;
+  /** The admin API, when an admin credential is configured. */
+  admin?: { nodes: NodeAdmin; token: string };
 }
 
 /** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */
@@ -47,6 +51,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(ops.routes());
   if (deps.tokens) app.use(tokenRouter({ config: deps.config, masterSecret: deps.masterSecret, ...deps.tokens }).routes());
   if (deps.localAccounts) app.use(jwksRouter(deps.localAccounts).routes());
+  if (deps.admin) app.use(adminRouter(deps.admin.nodes, deps.admin.token).routes());
   app.use(sync.routes());
   app.use(sync.allowedMethods());
   return app;

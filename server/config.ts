@@ -45,6 +45,10 @@ export interface Config {
   /** How long a gateway's unfinished write blocks a user before another gateway finishes it. */
   writeLeaseMs: number;
   tokenServer: TokenServerConfig;
+  /** Bearer credential of the admin API (/__admin__); unset: no admin API. */
+  adminToken?: string;
+  /** Key for node credentials at rest; unset: generated once into the data folder. */
+  nodeSecret?: string;
 }
 
 /** The token endpoint (spec 9) and the identity providers whose access tokens it accepts. */
@@ -200,6 +204,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const fxaAudience = pick('SYNCGATE_FXA_AUDIENCE', 'fxa_audience');
   if (fxaAudience !== undefined) tokenServer.fxaAudience = fxaAudience;
   config.tokenServer = tokenServer;
+  const adminToken = pick('SYNCGATE_ADMIN_TOKEN', 'admin_token');
+  if (adminToken !== undefined) {
+    if (adminToken.length < 16) problems.push('SYNCGATE_ADMIN_TOKEN must be at least 16 characters');
+    else config.adminToken = adminToken;
+  }
+  const nodeSecret = pick('SYNCGATE_NODE_SECRET', 'node_secret');
+  if (nodeSecret !== undefined) {
+    if (nodeSecret.length < 16) problems.push('SYNCGATE_NODE_SECRET must be at least 16 characters');
+    else config.nodeSecret = nodeSecret;
+  }
   if (publicUrl !== undefined) config.publicUrl = publicUrl.replace(/\/+$/, '');
   if (masterSecret !== undefined) config.masterSecret = masterSecret;
   const couchUrl = pick('COUCH_URL', 'couch_url');
@@ -221,7 +235,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** The configuration as it may be logged: secrets replaced. */
 export function describe(config: Config): Record<string, unknown> {
-  const described: Record<string, unknown> = { ...config, masterSecret: config.masterSecret ? '[set]' : '[data folder]' };
+  const described: Record<string, unknown> = {
+    ...config,
+    masterSecret: config.masterSecret ? '[set]' : '[data folder]',
+    adminToken: config.adminToken ? '[set]' : '[none: no admin API]',
+    nodeSecret: config.nodeSecret ? '[set]' : '[data folder]',
+  };
   if (config.couchUrl) described.couchUrl = scrubUrl(config.couchUrl);
   return described;
 }

@@ -87,7 +87,8 @@ export function writeError(ctx: Koa.Context, err: unknown): void {
 export const errorMiddleware: Koa.Middleware = async (ctx, next) => {
   try {
     await next();
-    if (ctx.state.route === 'token') return; // answered in the token endpoint's own format
+    // The token endpoint and the admin API answer in their own formats.
+    if (ctx.state.route === 'token' || ctx.state.route === 'admin') return;
     if (ctx.status === 404 && ctx.body === undefined) writeError(ctx, new SyncError('not-found'));
     else if (ctx.status === 405) writeError(ctx, new SyncError('method-not-allowed'));
   } catch (err) {
@@ -102,47 +103,36 @@ export interface TokenCatalogEntry {
   headers?: Record<string, string>;
 }
 
-const cornice = (status: number, statusString: string, location: string, name: string, description: string, headers?: Record<string, string>): TokenCatalogEntry => {
-  const entry: TokenCatalogEntry = { status, body: { status: statusString, errors: [{ location, name, description }] } };
-  if (headers) entry.headers = headers;
-  return entry;
+type TokenRow = [status: number, statusString: string, location: string, name: string, description: string];
+
+/** Spec 9.2, row by row. `{detail}` is the error's detail (a reason, the version asked for). */
+const TOKEN_ERRORS: Record<TokenErrorCode, TokenRow> = {
+  unauthorized: [401, 'error', 'body', '', 'Unauthorized'],
+  unsupported: [401, 'error', 'body', '', 'Unsupported'],
+  'invalid-credentials': [401, 'invalid-credentials', 'body', '', 'Unauthorized'],
+  'invalid-key-id': [401, 'invalid-key-id', 'header', 'X-KeyID', 'Missing X-KeyID header'],
+  'invalid-generation': [401, 'invalid-generation', 'body', '', 'Unauthorized'],
+  'invalid-keysChangedAt': [401, 'invalid-keysChangedAt', 'body', '', 'Unauthorized'],
+  'invalid-client-state': [401, 'invalid-client-state', 'header', 'X-Client-State', 'Unacceptable client-state value {detail}'],
+  'client-state-mismatch': [401, 'invalid-client-state', 'body', '', 'Unauthorized'],
+  'bad-client-state': [400, 'error', 'header', 'X-Client-State', 'Invalid client state value'],
+  'new-users-disabled': [403, 'new-users-disabled', 'body', '', 'Unauthorized'],
+  'unsupported-application': [404, 'error', 'url', 'application', 'Unsupported application'],
+  'unsupported-version': [404, 'error', 'url', '{detail}', 'Unsupported application version'],
+  'method-not-allowed': [405, 'error', 'url', '', 'Method not allowed'],
+  unavailable: [503, 'internal-error', 'internal', '', 'Server error'],
+  internal: [500, 'internal-error', 'internal', '', 'Server error'],
 };
 
 export const TOKEN_RETRY_AFTER = 30;
 
 export function tokenCatalog(code: TokenErrorCode, detail = ''): TokenCatalogEntry {
-  switch (code) {
-    case 'unauthorized':
-      return cornice(401, 'error', 'body', '', 'Unauthorized');
-    case 'unsupported':
-      return cornice(401, 'error', 'body', '', 'Unsupported');
-    case 'invalid-credentials':
-      return cornice(401, 'invalid-credentials', 'body', '', 'Unauthorized');
-    case 'invalid-key-id':
-      return cornice(401, 'invalid-key-id', 'header', 'X-KeyID', 'Missing X-KeyID header');
-    case 'invalid-generation':
-      return cornice(401, 'invalid-generation', 'body', '', 'Unauthorized');
-    case 'invalid-keysChangedAt':
-      return cornice(401, 'invalid-keysChangedAt', 'body', '', 'Unauthorized');
-    case 'invalid-client-state':
-      return cornice(401, 'invalid-client-state', 'header', 'X-Client-State', `Unacceptable client-state value ${detail}`);
-    case 'client-state-mismatch':
-      return cornice(401, 'invalid-client-state', 'body', '', 'Unauthorized');
-    case 'bad-client-state':
-      return cornice(400, 'error', 'header', 'X-Client-State', 'Invalid client state value');
-    case 'new-users-disabled':
-      return cornice(403, 'new-users-disabled', 'body', '', 'Unauthorized');
-    case 'unsupported-application':
-      return cornice(404, 'error', 'url', 'application', 'Unsupported application');
-    case 'unsupported-version':
-      return cornice(404, 'error', 'url', detail, 'Unsupported application version');
-    case 'method-not-allowed':
-      return cornice(405, 'error', 'url', '', 'Method not allowed', { Allow: 'GET' });
-    case 'unavailable':
-      return cornice(503, 'internal-error', 'internal', '', 'Server error', { 'Retry-After': String(TOKEN_RETRY_AFTER) });
-    case 'internal':
-      return cornice(500, 'internal-error', 'internal', '', 'Server error');
-  }
+  const [status, statusString, location, name, description] = TOKEN_ERRORS[code];
+  const fill = (v: string) => v.replace('{detail}', detail);
+  const entry: TokenCatalogEntry = { status, body: { status: statusString, errors: [{ location, name: fill(name), description: fill(description) }] } };
+  if (code === 'unavailable') entry.headers = { 'Retry-After': String(TOKEN_RETRY_AFTER) };
+  if (code === 'method-not-allowed') entry.headers = { Allow: 'GET' };
+  return entry;
 }
 
 /** Writes the token endpoint's answer for any error; unknown errors are logged and become 500. */

@@ -4,13 +4,17 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
+import { NodeAdmin } from '../federation/node-admin.js';
+import { NodeSecrets } from '../federation/node-secrets.js';
+import { NodeStores } from '../federation/node-stores.js';
 import { openRegistryDb } from '../federation/registry-db.js';
+import { RoutedStore } from '../federation/routed-store.js';
 import { Registry } from '../federation/registry.js';
 import { CouchBackend } from '../storage/couch/couch-backend.js';
 import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
 import { createApp } from './app.js';
-import { loadMasterSecret } from './auth/master-secret.js';
+import { dataFolderSecret, loadMasterSecret } from './auth/master-secret.js';
 import { describe, type Config } from './config.js';
 import { createLogger } from './logging.js';
 import { LocalAccounts } from './tokenserver/local-accounts.js';
@@ -52,13 +56,18 @@ export async function startServer(config: Config, logger = createLogger(config.l
   const registry = new Registry(registryDb.db, {
     allowNewUsers: config.tokenServer.allowNewUsers,
     purgeAfterMs: config.tokenServer.purgeReplacedAfterSec * 1000,
-    followChanges: registryDb.shared,
+    // Embedded too: admin changes of this process are followed at once, the feed is for others.
+    followChanges: true,
+    followIntervalMs: registryDb.shared ? 1000 : 5000,
   });
   await registry.start();
+  const secrets = new NodeSecrets(config.nodeSecret ?? dataFolderSecret(config, 'node-secret'));
+  const nodeStores = new NodeStores(registry, store, secrets, config);
+  const admin = config.adminToken ? { nodes: new NodeAdmin(registryDb.db, secrets, () => registry.follow()), token: config.adminToken } : undefined;
   const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir) : undefined;
   const verifier = await createVerifier(config, localAccounts);
 
-  const app = createApp({ config, store, masterSecret, logger, tokens: { registry, verifier }, localAccounts });
+  const app = createApp({ config, store: new RoutedStore(nodeStores), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin });
   const server: Server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -70,10 +79,12 @@ export async function startServer(config: Config, logger = createLogger(config.l
   const url = `http://${host}:${port}`;
 
   const timers = [
-    every(config.purgeIntervalSec * 1000, logger, 'purge', () => store.purge()),
+    every(config.purgeIntervalSec * 1000, logger, 'purge', async () => {
+      for (const s of await nodeStores.all()) await s.purge();
+    }),
     every(config.purgeIntervalSec * 1000, logger, 'purge of replaced uids', () =>
-      registry.purgeReplaced(async (uid) => {
-        await store.destroy(String(uid));
+      registry.purgeReplaced(async (uid, node) => {
+        await nodeStores.destroy(String(uid), node);
         logger.info({ uidsPurged: 1 }, 'storage of a replaced uid deleted');
       }),
     ),
@@ -94,6 +105,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
       });
       await registry.stop();
       await registryDb.close();
+      await nodeStores.close();
       await store.close();
       logger.flush();
     },

@@ -6,8 +6,12 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 
 export function loadMasterSecret(config: Config): string {
-  if (config.masterSecret) return config.masterSecret;
-  const file = join(config.dataDir, 'master-secret');
+  return config.masterSecret ?? dataFolderSecret(config, 'master-secret');
+}
+
+/** A secret generated once into the data folder (mode 0600) and read from there afterwards. */
+export function dataFolderSecret(config: Config, name: string): string {
+  const file = join(config.dataDir, name);
   mkdirSync(config.dataDir, { recursive: true });
   try {
     // 'wx': two processes starting at once cannot both create it.

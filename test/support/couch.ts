@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 /** Which store the protocol and durability suites run on in this mocha run. */
 export const storeUnderTest: 'embedded' | 'couch' = process.env.SYNCGATE_TEST_STORE === 'couch' ? 'couch' : 'embedded';
 
-interface RunningCouch {
+export interface RunningCouch {
   url: string;
   stop(): Promise<void>;
 }
@@ -41,7 +41,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startPouchServer(): Promise<RunningCouch> {
+/** Another Couch of its own (a pouchdb-server), for tests that need several nodes. */
+export async function startPouchServer(): Promise<RunningCouch> {
   const require = createRequire(import.meta.url);
   const bin = join(dirname(require.resolve('pouchdb-server/package.json')), 'bin', 'pouchdb-server');
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-couch-'));

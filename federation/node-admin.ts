@@ -1,0 +1,137 @@
+// Operators and nodes as an administrator manages them (the admin API and the `syncgate
+// operator|node` commands call this): every change is a registry document that every gateway
+// follows. Answers never carry node credentials.
+import type { Doc, DocDb } from '../storage/doc-db.js';
+import { checkNode } from './node-check.js';
+import { splitCouchUrl, type NodeSecrets } from './node-secrets.js';
+import { DEFAULT_NODE, type NodeDoc, type OperatorDoc, type UidDoc } from './registry.js';
+
+export class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+export interface NodeView {
+  name: string;
+  operator: string | null;
+  url: string | null;
+  capacity: number;
+  weight: number;
+  assigned: number;
+  state: 'active' | 'draining' | 'down';
+  synchronous: boolean;
+}
+
+export function nodeView(n: NodeDoc): NodeView {
+  return {
+    name: n.name,
+    operator: n.operator ?? null,
+    url: n.couchUrl ?? null,
+    capacity: n.capacity,
+    weight: n.weight ?? 1,
+    assigned: n.assigned ?? 0,
+    state: n.downed ? 'down' : n.draining ? 'draining' : 'active',
+    synchronous: n.synchronous ?? false,
+  };
+}
+
+export class NodeAdmin {
+  constructor(
+    private readonly db: DocDb,
+    private readonly secrets: NodeSecrets,
+    /** Called after every change: this gateway sees it at once, others through _changes. */
+    private readonly changed: () => Promise<void> = async () => {},
+    private readonly check: (couchUrl: string) => Promise<void> = checkNode,
+  ) {}
+
+  private async write(doc: Doc): Promise<string | 'conflict'> {
+    const rev = await this.db.put(doc);
+    if (rev !== 'conflict') await this.changed();
+    return rev;
+  }
+
+  async addOperator(name: string, synchronous = false): Promise<OperatorDoc> {
+    if (!NAME.test(name)) throw new AdminError(400, 'an operator name is 1-64 of a-z 0-9 _ . - (starting with a letter or digit)');
+    const doc: OperatorDoc = { _id: `operator:${name}`, type: 'operator', name, synchronous, createdAt: Date.now() };
+    if ((await this.write(doc)) === 'conflict') throw new AdminError(409, `operator ${name} exists`);
+    return doc;
+  }
+
+  async operators(): Promise<OperatorDoc[]> {
+    return this.db.range<OperatorDoc>('operator:', 'operator:\ufff0');
+  }
+
+  async addNode(input: { name: string; operator: string; url: string; capacity: number; weight?: number }): Promise<NodeView> {
+    const { name, operator, capacity } = input;
+    const weight = input.weight ?? 1;
+    if (!NAME.test(name)) throw new AdminError(400, 'a node name is 1-64 of a-z 0-9 _ . - (starting with a letter or digit)');
+    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new AdminError(400, 'capacity must be a positive integer (users)');
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) throw new AdminError(400, 'weight must be a number >= 0');
+    const op = await this.db.get<OperatorDoc>(`operator:${operator}`);
+    if (!op) throw new AdminError(404, `no operator ${operator}`);
+    if (await this.db.get<NodeDoc>(`node:${name}`)) throw new AdminError(409, `node ${name} exists`);
+    let split;
+    try {
+      split = splitCouchUrl(input.url);
+    } catch {
+      throw new AdminError(400, 'url must be an http(s) Couch URL such as http://user:pass@host:5984');
+    }
+    try {
+      await this.check(input.url);
+    } catch (e) {
+      throw new AdminError(422, `node ${name} refused: ${(e as Error).message}`);
+    }
+    const doc: NodeDoc = {
+      _id: `node:${name}`,
+      type: 'node',
+      name,
+      operator,
+      couchUrl: split.url,
+      capacity,
+      weight,
+      assigned: 0,
+      downed: false,
+      draining: false,
+      synchronous: op.synchronous,
+      createdAt: Date.now(),
+    };
+    if (split.credentials) doc.credentials = await this.secrets.seal(split.credentials);
+    if ((await this.write(doc)) === 'conflict') throw new AdminError(409, `node ${name} exists`);
+    return nodeView(doc);
+  }
+
+  async nodes(): Promise<NodeView[]> {
+    return (await this.db.range<NodeDoc>('node:', 'node:\ufff0')).map(nodeView);
+  }
+
+  /** drain: no new users; down: not served either (manual override); up: active again. */
+  async setState(name: string, state: 'drain' | 'down' | 'up'): Promise<NodeView> {
+    for (;;) {
+      const node = await this.db.get<NodeDoc>(`node:${name}`);
+      if (!node) throw new AdminError(404, `no node ${name}`);
+      const next: NodeDoc = { ...node, draining: state === 'drain', downed: state === 'down' };
+      if ((await this.write(next)) !== 'conflict') return nodeView(next);
+    }
+  }
+
+  /** Where a uid lives: its primary and replica nodes. */
+  async placement(uid: number): Promise<{ uid: number; node: string; replica: string | null } | undefined> {
+    if (!Number.isSafeInteger(uid)) return undefined;
+    const doc = await this.db.get<UidDoc>(`uid:${uid}`);
+    return doc ? { uid, node: doc.node, replica: doc.replica ?? null } : undefined;
+  }
+
+  async removeNode(name: string): Promise<void> {
+    if (name === DEFAULT_NODE) throw new AdminError(409, 'the default node is this gateway\'s own store and cannot be removed');
+    const node = await this.db.get<NodeDoc>(`node:${name}`);
+    if (!node) throw new AdminError(404, `no node ${name}`);
+    if ((node.assigned ?? 0) > 0) throw new AdminError(409, `node ${name} still holds ${node.assigned} user databases; drain it and move them first`);
+    if ((await this.write({ ...node, _deleted: true })) === 'conflict') throw new AdminError(409, `node ${name} changed meanwhile; try again`);
+  }
+}
