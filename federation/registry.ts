@@ -187,7 +187,8 @@ export class Registry {
     for (let attempt = 0; attempt < 20; attempt++) {
       const doc = await this.user(email);
       const rows = doc?.rows ?? [];
-      const decision = decide(rows, login, (n) => this.usable(n));
+      // A node that is down or draining keeps its users (spec 9.4); only a removed one loses them.
+      const decision = decide(rows, login, (n) => this.nodes.has(n));
       if (decision.kind === 'use' && !decision.changed) return decision.row;
 
       let fresh: UserRow | undefined;
@@ -214,15 +215,10 @@ export class Registry {
     throw new TokenError('unavailable', 'registry contention');
   }
 
-  private usable(name: string): boolean {
-    const node = this.nodes.get(name);
-    return node !== undefined && !node.downed;
-  }
-
   /** A key change keeps the user's nodes; anyone else is placed anew (federation/placement.ts). */
   private async targetFor(email: string, rows: readonly UserRow[], sameNode: string | undefined): Promise<Placement> {
     const current = currentRow(rows);
-    if (sameNode && current && this.usable(sameNode)) {
+    if (sameNode && current && this.nodes.has(sameNode)) {
       const replica = (await this.placement(current.uid))?.replica;
       return replica ? { primary: sameNode, replica } : { primary: sameNode };
     }

@@ -5,8 +5,18 @@ import type Koa from 'koa';
 import { pino, type Logger } from 'pino';
 
 export function createLogger(level: string): Logger {
-  // Asynchronous writes: a request never waits for its log line to reach stdout.
-  return pino({ level, base: { app: 'syncgate' }, redact: ['req.headers.authorization'] }, pino.destination({ dest: 1, sync: false }));
+  // Asynchronous and buffered: a request never waits for its log line, and lines reach stdout
+  // in writes of 4 KB or every 250 ms rather than one system call each (the benchmark showed a
+  // fifth of the gateway's CPU per request in those writes). A SIGKILL loses the last 250 ms.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  setInterval(() => {
+    try {
+      destination.flush();
+    } catch {
+      // nothing buffered yet, or stdout closed: the next tick tries again
+    }
+  }, 250).unref();
+  return pino({ level, base: { app: 'syncgate' }, redact: ['req.headers.authorization'] }, destination);
 }
 
 export function uidHasher(masterSecret: string): (uid: string) => string {

@@ -91,6 +91,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
   ];
 
   logger.info({ url, config: describe(config) }, 'syncgate listening');
+  logger.flush(); // supervisors and tests wait for this line
   return {
     url,
     port,

@@ -22,6 +22,8 @@ export class RecordIndex {
   seq: string | number = 0;
   /** _rev of the state document the index was last brought up to date for. */
   stateRev: string | undefined;
+  /** No entry expires before this (ms); may be early after removals, never late. */
+  earliestExpiry = Infinity;
 
   apply(changes: Changes<Doc>): void {
     for (const doc of changes.docs) {
@@ -35,7 +37,10 @@ export class RecordIndex {
       if (!entries) this.byCollection.set(r.c, (entries = new Map()));
       const entry: IndexEntry = { id: r.i, m: r.m, w: r.w, n: r.n, rev: r._rev ?? '' };
       if (r.s !== undefined) entry.s = r.s;
-      if (r.x !== undefined) entry.x = r.x;
+      if (r.x !== undefined) {
+        entry.x = r.x;
+        if (r.x < this.earliestExpiry) this.earliestExpiry = r.x;
+      }
       entries.set(r.i, entry);
     }
     this.seq = changes.lastSeq;

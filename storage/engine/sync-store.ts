@@ -188,6 +188,7 @@ export class SyncStore implements Store {
       this.checkTotals(0, 0, input.records);
       await this.checkQuota(u, s, inputBytes(input.records));
       const id = randomBytes(16).toString('base64url');
+      u.purgedRev = undefined; // a batch may die unused: a purge has work again
       if (input.records.length > 0) {
         const chunk: ChunkDoc = { _id: chunkId(id, 0), records: input.records };
         await u.db.put(chunk);
@@ -213,6 +214,7 @@ export class SyncStore implements Store {
       const lastModified = s.collections[collection] ?? 0;
       checkPreconditions(lastModified, pre, false);
       const doc = await this.openBatchDoc(u, s, collection, batch);
+      u.purgedRev = undefined; // staged chunks die with the batch: a purge has work again
       await this.stage(u, s, doc, input.records);
       return { batch, lastModified, success: input.records.map((r) => r.id), failed: input.failed };
     });
@@ -346,6 +348,9 @@ export class SyncStore implements Store {
   async purge(now = Date.now()): Promise<number> {
     let removed = 0;
     for (const uid of this.pool.openUsers()) {
+      // Idle users cost no request: with many users open, a sweep that read every one of them
+      // every interval was a background load growing with the number of users.
+      if (!(await this.pool.peek(uid))?.purgeDue(now)) continue;
       // Closed (or destroyed) since the list was taken: reading it would open it again.
       if (!this.pool.isOpen(uid)) continue;
       removed += await this.read(uid, async (u, s) => purgeSlice(u, s, now));

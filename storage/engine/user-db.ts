@@ -81,6 +81,22 @@ export class UserDb {
     if (this.designConfirmed) next.design = Math.max(next.design ?? 0, this.opts.designVersion);
   }
 
+  /** _rev of the state this gateway last read; and the one its last complete purge saw. */
+  lastStateRev: string | undefined;
+  purgedRev: string | undefined;
+  /** When the earliest open batch seen by the last purge expires. */
+  batchExpiry = Infinity;
+
+  /** Whether a purge could find anything: something was written or staged, or a record expired. */
+  purgeDue(now: number): boolean {
+    return (
+      this.purgedRev === undefined ||
+      this.purgedRev !== this.lastStateRev ||
+      this.index.earliestExpiry <= now ||
+      this.batchExpiry <= now
+    );
+  }
+
   /** The design document is known to be current; later commits record it in the state. */
   private designConfirmed: boolean;
   private designCheck: Promise<unknown> | undefined;
@@ -102,6 +118,7 @@ export class UserDb {
       const p = state.pending;
       if (!p) {
         this.checkDesign(state);
+        this.lastStateRev = state._rev;
         return state;
       }
       if (this.opts.exclusive || p.owner === this.opts.owner || p.lease < Date.now()) {
@@ -161,6 +178,7 @@ export class UserDb {
       const rev = await this.db.put(next);
       if (rev === 'conflict') throw new Retry();
       next._rev = rev;
+      this.lastStateRev = rev;
       return next;
     }
     const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs };
@@ -196,6 +214,7 @@ export class UserDb {
       const rev = await this.db.put(done);
       if (rev !== 'conflict') {
         done._rev = rev;
+        this.lastStateRev = rev;
         if (p.journal) await this.deleteDocs([p.journal]);
         return done;
       }

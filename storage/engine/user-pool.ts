@@ -50,6 +50,11 @@ export class UserPool {
     return this.open.has(uid);
   }
 
+  /** The open user's database, without touching LRU order or opening anything. */
+  async peek(uid: string): Promise<UserDb | undefined> {
+    return this.open.get(uid)?.user.catch(() => undefined);
+  }
+
   /** Every open user, for background work (expiry purge). */
   openUsers(): string[] {
     return [...this.open.keys()];

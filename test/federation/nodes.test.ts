@@ -139,13 +139,18 @@ describe('operators and nodes (admin API, placement, routing)', function () {
 
   it('a node marked down answers its users 503 with Retry-After (never 500), and serves them again when up', async () => {
     const acct = await accounts.create(`down-${randomBytes(3).toString('hex')}@example.com`);
-    const client = new SyncClient(credentialsOf(await requestToken(gw.url, { bearer: await accounts.bearer(acct, 600), keyId: keyIdOf(acct) })));
+    const bearer = await accounts.bearer(acct, 600);
+    const client = new SyncClient(credentialsOf(await requestToken(gw.url, { bearer, keyId: keyIdOf(acct) })));
     assert.equal((await client.put('/storage/tabs/t', { payload: 'x' })).status, 200);
     const home = (await admin('GET', `/uids/${client.uid}`)).json().node as string;
     assert.equal((await admin('POST', `/nodes/${home}/down`)).json().state, 'down');
     const res = await client.get('/storage/tabs/t');
     assert.equal(res.status, 503);
     assert.ok(Number(res.header('retry-after')) > 0);
+    // A down node keeps its users: a new token is for the same uid, not a fresh empty one.
+    const again = await requestToken(gw.url, { bearer, keyId: keyIdOf(acct) });
+    assert.equal(again.status, 200);
+    assert.equal(again.json().uid, client.uid);
     assert.equal((await admin('POST', `/nodes/${home}/up`)).json().state, 'active');
     assert.equal((await client.get('/storage/tabs/t')).status, 200);
   });

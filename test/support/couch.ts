@@ -30,7 +30,7 @@ export async function stopTestCouch(): Promise<void> {
   await r?.stop();
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
