@@ -23,7 +23,7 @@ interface Exit {
 }
 
 /** Runs `syncgate serve` expecting it to exit by itself; kills it at the deadline. */
-function serveUntilExit(env: Record<string, string>): Promise<Exit> {
+function serveUntilExited(env: Record<string, string>): Promise<Exit> {
   const { COUCH_URL: _inherited, SYNC_MASTER_SECRET: _secret, ...inherited } = process.env;
   const child = spawn(process.execPath, [BIN, 'serve'], {
     env: { ...inherited, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
@@ -97,7 +97,7 @@ describe('syncgate serve with COUCH_URL: startup checks', function () {
   it('COUCH_URL on a closed port: exits non-zero with one line saying it cannot reach Couch, naming the URL without the password', async () => {
     const port = await closedPort();
     const secret = `pw${randomBytes(8).toString('hex')}`;
-    const run = await serveUntilExit({ SYNCGATE_DATA: dir, COUCH_URL: `http://admin:${secret}@127.0.0.1:${port}` });
+    const run = await serveUntilExited({ SYNCGATE_DATA: dir, COUCH_URL: `http://admin:${secret}@127.0.0.1:${port}` });
     const line = assertOneCleanLine(run, 'closed port');
     assert.match(line, /cannot reach Couch/, line);
     assert.ok(line.includes(`http://127.0.0.1:${port}`), `names the scrubbed URL: ${line}`);
@@ -110,7 +110,7 @@ describe('syncgate serve with COUCH_URL: startup checks', function () {
     const wrong = `wrong${randomBytes(8).toString('hex')}`;
     const url = new URL(couchUrl);
     url.password = wrong;
-    const run = await serveUntilExit({ SYNCGATE_DATA: dir, COUCH_URL: url.toString() });
+    const run = await serveUntilExited({ SYNCGATE_DATA: dir, COUCH_URL: url.toString() });
     const line = assertOneCleanLine(run, 'wrong password');
     assert.match(line, /refused the credentials/, line);
     assert.ok(line.includes(base), `names the Couch: ${line}`);
@@ -133,7 +133,7 @@ describe('syncgate serve with COUCH_URL: startup checks', function () {
     });
     assert.equal(session.status, 200, 'the new user can log in (so only its rights are wrong)');
 
-    const run = await serveUntilExit({ SYNCGATE_DATA: dir, COUCH_URL: `http://${name}:${userPassword}@${new URL(base).host}` });
+    const run = await serveUntilExited({ SYNCGATE_DATA: dir, COUCH_URL: `http://${name}:${userPassword}@${new URL(base).host}` });
     const line = assertOneCleanLine(run, 'non-admin user');
     assert.match(line, /not a server admin/, line);
     assert.ok(line.includes(name), `names the user: ${line}`);
@@ -142,7 +142,7 @@ describe('syncgate serve with COUCH_URL: startup checks', function () {
 
   it('COUCH_URL that is not a URL: exits 2 with a configuration message, without echoing the value', async () => {
     for (const value of ['not a url', 'admin:hunter2secret@couch.example:5984', 'couch.example:5984']) {
-      const run = await serveUntilExit({ SYNCGATE_DATA: dir, COUCH_URL: value });
+      const run = await serveUntilExited({ SYNCGATE_DATA: dir, COUCH_URL: value });
       const all = `stderr: ${run.stderr}; stdout: ${run.stdout}`;
       assert.equal(run.code, 2, `${value}: ${all}`);
       assert.doesNotMatch(run.stderr, /^\s+at /m, `${value}: no stack trace — ${all}`);
