@@ -24,7 +24,8 @@ export interface NodeView {
   capacity: number;
   weight: number;
   assigned: number;
-  state: 'active' | 'draining' | 'down';
+  /** failed: its health checks fail; merging: it answers again, its users are being merged back. */
+  state: 'active' | 'draining' | 'down' | 'failed' | 'merging';
   synchronous: boolean;
 }
 
@@ -36,7 +37,7 @@ export function nodeView(n: NodeDoc): NodeView {
     capacity: n.capacity,
     weight: n.weight ?? 1,
     assigned: n.assigned ?? 0,
-    state: n.downed ? 'down' : n.draining ? 'draining' : 'active',
+    state: n.downed ? 'down' : n.failedAt !== undefined ? 'failed' : n.needsMerge ? 'merging' : n.draining ? 'draining' : 'active',
     synchronous: n.synchronous ?? false,
   };
 }
@@ -116,6 +117,8 @@ export class NodeAdmin {
       const node = await this.db.get<NodeDoc>(`node:${name}`);
       if (!node) throw new AdminError(404, `no node ${name}`);
       const next: NodeDoc = { ...node, draining: state === 'drain', downed: state === 'down' };
+      // Its users are served from their replicas while it is down: merged back before it serves.
+      if (state === 'down' && !node.downed) next.needsMerge = true;
       if ((await this.write(next)) !== 'conflict') return nodeView(next);
     }
   }

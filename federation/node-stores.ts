@@ -1,8 +1,11 @@
-// Storage routing: each uid's requests go to the store of the node the registry placed it on,
-// on whichever gateway receives them. The default node is the store the configuration selects
-// (embedded, or COUCH_URL); other nodes get a Couch store each, opened on first use with their
-// credentials decrypted from the registry. Uids the registry does not know (tokens of another
-// tokenserver, `syncgate token`) live on the default node.
+// Storage routing: each uid's requests go to the store of the node that serves it, on whichever
+// gateway receives them. The default node is the store the configuration selects (embedded, or
+// COUCH_URL); other nodes get a Couch store each, opened on first use with their credentials
+// decrypted from the registry. Uids the registry does not know (tokens of another tokenserver,
+// `syncgate token`) live on the default node.
+//
+// A user is served by their primary node while it is servable, by their replica while the
+// primary is out (failed, downed, or returning and not yet merged back): that is failover.
 import { SyncError } from '../common/errors.js';
 import type { Config } from '../server/config.js';
 import { CouchBackend } from '../storage/couch/couch-backend.js';
@@ -10,16 +13,41 @@ import { CouchClient } from '../storage/couch/couch-client.js';
 import { createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
 import { joinCouchUrl, type NodeSecrets } from './node-secrets.js';
-import { DEFAULT_NODE, type NodeDoc, type Registry } from './registry.js';
+import { DEFAULT_NODE, servable, type NodeDoc, type Registry } from './registry.js';
+
+/** How long a client should wait when neither copy of its storage can be served. */
+export const FAILOVER_RETRY_AFTER = 5;
+
+/** A Couch node as this gateway reaches it. */
+export interface NodeEndpoint {
+  name: string;
+  /** Couch URL with credentials: never logged, never shown. */
+  url: string;
+  client: CouchClient;
+  backend: CouchBackend;
+}
 
 interface Opened {
-  /** The node document the store was opened for: a new URL or password opens a new one. */
-  rev: string | undefined;
+  /** What the store was opened with: a new URL or password opens a new one. */
+  key: string;
+  endpoint: Promise<NodeEndpoint>;
   store: Promise<SyncStore>;
+}
+
+/** Where one request goes: the serving node and the node holding the other copy. */
+export interface Route {
+  store: SyncStore;
+  node: string;
+  /** The other copy's node, when the user has one. */
+  other: string | undefined;
+  /** Writes are acknowledged only once the other copy has them. */
+  synchronous: boolean;
 }
 
 export class NodeStores {
   private readonly opened = new Map<string, Opened>();
+  /** Nodes this gateway's health monitor holds to be dead before the registry says so. */
+  isTripped: (node: string) => boolean = () => false;
 
   constructor(
     private readonly registry: Registry,
@@ -28,29 +56,80 @@ export class NodeStores {
     private readonly config: Config,
   ) {}
 
-  async forUid(uid: string): Promise<SyncStore> {
-    const placed = await this.registry.placement(Number(uid));
-    const name = placed?.node ?? DEFAULT_NODE;
-    if (name === DEFAULT_NODE) return this.defaultStore;
-    const node = this.registry.node(name);
-    if (!node) throw new SyncError('unavailable', `node ${name} is not in the registry`);
-    if (node.downed) throw new SyncError('unavailable', `node ${name} is down`);
-    return this.forNode(node);
+  /** Whether this gateway may send requests for users to the node now. */
+  serves(name: string | undefined): boolean {
+    if (name === undefined) return false;
+    if (name === DEFAULT_NODE) return true;
+    return servable(this.registry.node(name)) && !this.isTripped(name);
   }
 
-  private forNode(node: NodeDoc): Promise<SyncStore> {
-    const hit = this.opened.get(node.name);
-    if (hit && hit.rev === node._rev) return hit.store;
+  async route(uid: string): Promise<Route> {
+    const placed = await this.registry.placement(Number(uid));
+    const primary = placed?.node ?? DEFAULT_NODE;
+    // A replica is kept only between Couch nodes (the embedded store cannot be replicated to).
+    const replica = primary === DEFAULT_NODE && !this.config.couchUrl ? undefined : placed?.replica;
+    let node = primary;
+    let other = replica;
+    if (primary !== DEFAULT_NODE && this.registry.node(primary)?.switchingSince !== undefined) {
+      throw new SyncError('unavailable', `node ${primary} is taking its users back`, { retryAfter: FAILOVER_RETRY_AFTER });
+    }
+    if (!this.serves(primary)) {
+      if (!replica || !this.serves(replica)) {
+        throw new SyncError('unavailable', `node ${primary} is out and uid ${uid} has no servable replica`, { retryAfter: FAILOVER_RETRY_AFTER });
+      }
+      node = replica;
+      other = primary;
+    }
+    const doc = this.registry.node(node);
+    const synchronous = other !== undefined && (doc?.synchronous ?? false);
+    const store = node === DEFAULT_NODE ? this.defaultStore : await this.open(node).store;
+    return { store, node, other, synchronous };
+  }
+
+  /** The store of a named node (failback works on a node before it serves again). */
+  storeOf(name: string): Promise<SyncStore> {
+    return name === DEFAULT_NODE ? Promise.resolve(this.defaultStore) : this.open(name).store;
+  }
+
+  /** How this gateway reaches the node's Couch; undefined for an embedded default node. */
+  async endpoint(name: string): Promise<NodeEndpoint | undefined> {
+    if (name === DEFAULT_NODE) {
+      if (!this.config.couchUrl) return undefined;
+      this.defaultEndpoint ??= (() => {
+        const client = this.newClient(this.config.couchUrl as string);
+        return { name, url: this.config.couchUrl as string, client, backend: new CouchBackend(client) };
+      })();
+      return this.defaultEndpoint;
+    }
+    return this.open(name).endpoint;
+  }
+  private defaultEndpoint: NodeEndpoint | undefined;
+
+  private newClient(url: string): CouchClient {
+    return new CouchClient(url, { timeoutMs: this.config.couchTimeoutMs, readRetries: 2 });
+  }
+
+  private open(name: string): Opened {
+    const node: NodeDoc | undefined = this.registry.node(name);
+    if (!node) throw new SyncError('unavailable', `node ${name} is not in the registry`, { retryAfter: FAILOVER_RETRY_AFTER });
+    const key = `${node.couchUrl ?? ''}\n${node.credentials ?? ''}`;
+    const hit = this.opened.get(name);
+    if (hit && hit.key === key) return hit;
     if (hit) void hit.store.then((s) => s.close()).catch(() => undefined);
-    const store = (async () => {
-      if (!node.couchUrl) throw new SyncError('unavailable', `node ${node.name} has no URL`);
+    const endpoint = (async (): Promise<NodeEndpoint> => {
+      if (!node.couchUrl) throw new SyncError('unavailable', `node ${name} has no URL`);
       const creds = node.credentials ? await this.secrets.open(node.credentials) : undefined;
-      const client = new CouchClient(joinCouchUrl(node.couchUrl, creds), { timeoutMs: this.config.couchTimeoutMs, readRetries: 2 });
-      return createStore(this.config, new CouchBackend(client));
+      const url = joinCouchUrl(node.couchUrl, creds);
+      const client = this.newClient(url);
+      return { name, url, client, backend: new CouchBackend(client) };
     })();
-    this.opened.set(node.name, { rev: node._rev, store });
-    store.catch(() => this.opened.delete(node.name));
-    return store;
+    const store = endpoint.then((e) => createStore(this.config, e.backend));
+    const opened: Opened = { key, endpoint, store };
+    this.opened.set(name, opened);
+    store.catch(() => {
+      if (this.opened.get(name) === opened) this.opened.delete(name);
+    });
+    return opened;
   }
 
   /** Every open store, for background work (expiry purge). */
@@ -61,9 +140,8 @@ export class NodeStores {
 
   async destroy(uid: string, node: string): Promise<void> {
     if (node === DEFAULT_NODE) return this.defaultStore.destroy(uid);
-    const doc = this.registry.node(node);
-    if (!doc) return; // the node is gone, and its databases with it
-    await (await this.forNode(doc)).destroy(uid);
+    if (!this.registry.node(node)) return; // the node is gone, and its databases with it
+    await (await this.open(node).store).destroy(uid);
   }
 
   async close(): Promise<void> {

@@ -65,7 +65,24 @@ export interface NodeDoc extends Doc {
   draining?: boolean;
   synchronous?: boolean;
   createdAt?: number;
+  /** Set by a gateway's health monitor when the node stopped answering (federation/node-health.ts). */
+  failedAt?: number;
+  /**
+   * The node was out (failed or downed) while its users were served from their other copy:
+   * it is served again only after failback merged every such user (federation/failback.ts).
+   */
+  needsMerge?: boolean;
+  /** The gateway running the failback, until when. */
+  merging?: { owner: string; until: number };
+  /**
+   * Failback's last step: since when the node's users are refused (503) while every gateway
+   * learns that their primary serves again and the writes of that last moment are merged.
+   */
+  switchingSince?: number;
 }
+
+/** Whether requests may go to the node: not downed, not failed, nothing left to merge back. */
+export const servable = (n: NodeDoc | undefined): n is NodeDoc => n !== undefined && !n.downed && n.failedAt === undefined && !n.needsMerge;
 
 export interface PurgeDoc extends Doc {
   type: 'purge';
@@ -168,6 +185,39 @@ export class Registry {
     this.uids.set(uid, doc ?? null);
     if (this.uids.size > UID_CACHE) this.uids.delete(this.uids.keys().next().value as number);
     return doc;
+  }
+
+  /**
+   * Changes one node document by compare-and-swap; `change` returns undefined to leave it as
+   * it is. Returns the document as stored afterwards (undefined: no such node).
+   */
+  async updateNode(name: string, change: (n: NodeDoc) => NodeDoc | undefined): Promise<NodeDoc | undefined> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const node = await this.db.get<NodeDoc>(`node:${name}`);
+      if (!node) return undefined;
+      const next = change(structuredClone(node));
+      if (!next) return node;
+      const rev = await this.db.put(next);
+      if (rev !== 'conflict') {
+        next._rev = rev;
+        this.observe(next);
+        return next;
+      }
+    }
+    throw new Error(`node ${name}: registry contention`);
+  }
+
+  /** Every uid whose primary or replica is the node, a page at a time (a scan: failback is rare). */
+  async *uidsOn(node: string, pageSize = 500): AsyncGenerator<UidDoc> {
+    let start = 'uid:';
+    for (;;) {
+      const page = await this.db.range<UidDoc>(start, 'uid:\ufff0', pageSize + 1);
+      for (const doc of page.slice(0, pageSize)) {
+        if (doc.purgedAt === undefined && (doc.node === node || doc.replica === node)) yield doc;
+      }
+      if (page.length <= pageSize) return;
+      start = (page[pageSize] as UidDoc)._id;
+    }
   }
 
   /** Every node, as last seen in the registry. */

@@ -1,5 +1,10 @@
 // The Store the HTTP layer sees when users live on many nodes: every call goes to the store of
-// the node that holds the uid (federation/node-stores.ts).
+// the node that serves the uid (federation/node-stores.ts). After an acknowledged write the
+// other copy is brought up to date: scheduled (asynchronous nodes) or before the answer
+// (synchronous nodes). A node that cannot be reached costs the client a 503 with Retry-After,
+// and tells the health monitor.
+import { SyncError } from '../common/errors.js';
+import { CouchError } from '../storage/couch/couch-client.js';
 import type {
   BatchAccepted,
   Bso,
@@ -13,53 +18,101 @@ import type {
   UsageInfo,
   WriteResult,
 } from '../storage/store.js';
-import type { NodeStores } from './node-stores.js';
+
+import type { Replicator } from './replicator.js';
+import { FAILOVER_RETRY_AFTER, type NodeStores, type Route } from './node-stores.js';
+
+export interface RoutedStoreHooks {
+  replicator?: Replicator;
+  /** A request to the node failed as if it were dead (unreachable, timed out, 5xx). */
+  nodeFailed?: (node: string) => void;
+}
+
+const nodeUnreachable = (e: unknown): boolean => e instanceof CouchError && (e.statusCode === 0 || e.statusCode >= 500);
 
 export class RoutedStore implements Store {
-  constructor(private readonly nodes: NodeStores) {}
+  constructor(
+    private readonly nodes: NodeStores,
+    private readonly hooks: RoutedStoreHooks = {},
+  ) {}
 
-  private async on(uid: string): Promise<Store> {
-    return this.nodes.forUid(uid);
+  private async read<T>(uid: string, fn: (s: Store) => Promise<T>): Promise<T> {
+    const route = await this.nodes.route(uid);
+    try {
+      return await fn(route.store);
+    } catch (e) {
+      throw this.failure(route, e);
+    }
   }
 
-  async info(uid: string, pre: Preconditions): Promise<StorageInfo> {
-    return (await this.on(uid)).info(uid, pre);
+  private async write<T>(uid: string, fn: (s: Store) => Promise<T>): Promise<T> {
+    const route = await this.nodes.route(uid);
+    let result: T;
+    try {
+      result = await fn(route.store);
+    } catch (e) {
+      throw this.failure(route, e);
+    }
+    const { replicator } = this.hooks;
+    if (replicator && route.other !== undefined) {
+      if (route.synchronous) {
+        try {
+          await replicator.now(uid, route.node, route.other);
+        } catch (e) {
+          // Written on one node only: not acknowledged. Sync writes are idempotent to retry.
+          throw new SyncError('unavailable', `replica ${route.other} did not take the write`, { retryAfter: FAILOVER_RETRY_AFTER, cause: e });
+        }
+      } else {
+        replicator.schedule(uid, route.node, route.other);
+      }
+    }
+    return result;
   }
-  async usage(uid: string, pre: Preconditions): Promise<UsageInfo & { lastModified: number }> {
-    return (await this.on(uid)).usage(uid, pre);
+
+  private failure(route: Route, e: unknown): unknown {
+    if (!nodeUnreachable(e)) return e;
+    this.hooks.nodeFailed?.(route.node);
+    return new SyncError('unavailable', `node ${route.node} did not answer`, { retryAfter: FAILOVER_RETRY_AFTER, cause: e });
   }
-  async list(uid: string, collection: string, query: ListQuery, pre: Preconditions): Promise<ListResult> {
-    return (await this.on(uid)).list(uid, collection, query, pre);
+
+  info(uid: string, pre: Preconditions): Promise<StorageInfo> {
+    return this.read(uid, (s) => s.info(uid, pre));
   }
-  async get(uid: string, collection: string, id: string, pre: Preconditions): Promise<Bso> {
-    return (await this.on(uid)).get(uid, collection, id, pre);
+  usage(uid: string, pre: Preconditions): Promise<UsageInfo & { lastModified: number }> {
+    return this.read(uid, (s) => s.usage(uid, pre));
   }
-  async put(uid: string, collection: string, record: BsoInput, pre: Preconditions): Promise<WriteResult> {
-    return (await this.on(uid)).put(uid, collection, record, pre);
+  list(uid: string, collection: string, query: ListQuery, pre: Preconditions): Promise<ListResult> {
+    return this.read(uid, (s) => s.list(uid, collection, query, pre));
   }
-  async post(uid: string, collection: string, input: PostInput, pre: Preconditions): Promise<WriteResult> {
-    return (await this.on(uid)).post(uid, collection, input, pre);
+  get(uid: string, collection: string, id: string, pre: Preconditions): Promise<Bso> {
+    return this.read(uid, (s) => s.get(uid, collection, id, pre));
   }
-  async openBatch(uid: string, collection: string, input: PostInput, pre: Preconditions): Promise<BatchAccepted> {
-    return (await this.on(uid)).openBatch(uid, collection, input, pre);
+  put(uid: string, collection: string, record: BsoInput, pre: Preconditions): Promise<WriteResult> {
+    return this.write(uid, (s) => s.put(uid, collection, record, pre));
   }
-  async appendBatch(uid: string, collection: string, batch: string, input: PostInput, pre: Preconditions): Promise<BatchAccepted> {
-    return (await this.on(uid)).appendBatch(uid, collection, batch, input, pre);
+  post(uid: string, collection: string, input: PostInput, pre: Preconditions): Promise<WriteResult> {
+    return this.write(uid, (s) => s.post(uid, collection, input, pre));
   }
-  async commitBatch(uid: string, collection: string, batch: string, input: PostInput, pre: Preconditions): Promise<WriteResult> {
-    return (await this.on(uid)).commitBatch(uid, collection, batch, input, pre);
+  openBatch(uid: string, collection: string, input: PostInput, pre: Preconditions): Promise<BatchAccepted> {
+    return this.write(uid, (s) => s.openBatch(uid, collection, input, pre));
   }
-  async deleteItem(uid: string, collection: string, id: string, pre: Preconditions): Promise<number> {
-    return (await this.on(uid)).deleteItem(uid, collection, id, pre);
+  appendBatch(uid: string, collection: string, batch: string, input: PostInput, pre: Preconditions): Promise<BatchAccepted> {
+    return this.write(uid, (s) => s.appendBatch(uid, collection, batch, input, pre));
   }
-  async deleteItems(uid: string, collection: string, ids: string[], pre: Preconditions): Promise<number> {
-    return (await this.on(uid)).deleteItems(uid, collection, ids, pre);
+  commitBatch(uid: string, collection: string, batch: string, input: PostInput, pre: Preconditions): Promise<WriteResult> {
+    return this.write(uid, (s) => s.commitBatch(uid, collection, batch, input, pre));
   }
-  async deleteCollection(uid: string, collection: string, pre: Preconditions): Promise<number> {
-    return (await this.on(uid)).deleteCollection(uid, collection, pre);
+  deleteItem(uid: string, collection: string, id: string, pre: Preconditions): Promise<number> {
+    return this.write(uid, (s) => s.deleteItem(uid, collection, id, pre));
   }
-  async deleteAll(uid: string, pre: Preconditions): Promise<number> {
-    return (await this.on(uid)).deleteAll(uid, pre);
+  deleteItems(uid: string, collection: string, ids: string[], pre: Preconditions): Promise<number> {
+    return this.write(uid, (s) => s.deleteItems(uid, collection, ids, pre));
+  }
+  deleteCollection(uid: string, collection: string, pre: Preconditions): Promise<number> {
+    return this.write(uid, (s) => s.deleteCollection(uid, collection, pre));
+  }
+  deleteAll(uid: string, pre: Preconditions): Promise<number> {
+    return this.write(uid, (s) => s.deleteAll(uid, pre));
   }
   /** __heartbeat__ speaks for this gateway's own store; node health is the monitor's job. */
   check(): Promise<void> {

@@ -24,7 +24,7 @@ export interface AppDeps {
   tokens?: Pick<TokenDeps, 'registry' | 'verifier'>;
   localAccounts?: LocalAccounts;
   /** The admin API, when an admin credential is configured. */
-  admin?: { nodes: NodeAdmin; token: string };
+  admin?: { nodes: NodeAdmin; token: string; replication?: () => unknown };
 }
 
 /** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */
@@ -51,7 +51,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(ops.routes());
   if (deps.tokens) app.use(tokenRouter({ config: deps.config, masterSecret: deps.masterSecret, ...deps.tokens }).routes());
   if (deps.localAccounts) app.use(jwksRouter(deps.localAccounts).routes());
-  if (deps.admin) app.use(adminRouter(deps.admin.nodes, deps.admin.token).routes());
+  if (deps.admin) app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication).routes());
   app.use(sync.routes());
   app.use(sync.allowedMethods());
   return app;

@@ -49,6 +49,21 @@ export interface Config {
   adminToken?: string;
   /** Key for node credentials at rest; unset: generated once into the data folder. */
   nodeSecret?: string;
+  federation: FederationConfig;
+}
+
+/** Replication between nodes, health checks and failover (federation/). */
+export interface FederationConfig {
+  /** Delay between a write and the replication that carries it to the other copy. */
+  replicationDelayMs: number;
+  /** Replications one gateway runs at once. */
+  replicationConcurrency: number;
+  healthIntervalMs: number;
+  /** Check interval while a node is suspected (a failed check or request). */
+  healthSuspectIntervalMs: number;
+  /** Failed checks in a row before the node's users are served from their replicas. */
+  healthFailures: number;
+  healthTimeoutMs: number;
 }
 
 /** The token endpoint (spec 9) and the identity providers whose access tokens it accepts. */
@@ -176,6 +191,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     couchTimeoutMs: int('SYNCGATE_COUCH_TIMEOUT_MS', 'couch_timeout_ms', 15_000, 100),
     writeLeaseMs: int('SYNCGATE_WRITE_LEASE_MS', 'write_lease_ms', 10_000, 100),
+    federation: {
+      replicationDelayMs: int('SYNCGATE_REPLICATION_DELAY_MS', 'replication_delay_ms', 1000, 0),
+      replicationConcurrency: int('SYNCGATE_REPLICATION_CONCURRENCY', 'replication_concurrency', 8, 1, 256),
+      healthIntervalMs: int('SYNCGATE_HEALTH_INTERVAL_MS', 'health_interval_ms', 2000, 100),
+      healthSuspectIntervalMs: int('SYNCGATE_HEALTH_SUSPECT_INTERVAL_MS', 'health_suspect_interval_ms', 500, 50),
+      healthFailures: int('SYNCGATE_HEALTH_FAILURES', 'health_failures', 3, 1, 100),
+      healthTimeoutMs: int('SYNCGATE_HEALTH_TIMEOUT_MS', 'health_timeout_ms', 1500, 50),
+    },
   };
   const fxaOAuthUrl = str('SYNCGATE_FXA_OAUTH_URL', 'fxa_oauth_url', 'https://oauth.accounts.firefox.com').replace(/\/+$/, '');
   const tokenServer: TokenServerConfig = {

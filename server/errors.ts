@@ -1,6 +1,7 @@
 // The one place where failures become protocol responses (spec 6): status, the legacy Weave
 // error number as the body, and headers. Nothing else of an error (message, stack, a Couch
 // body) ever reaches a client.
+import { CouchError } from '../storage/couch/couch-client.js';
 import type Koa from 'koa';
 import { isSyncError, SyncError, TokenError, type SyncErrorCode, type TokenErrorCode } from '../common/errors.js';
 import { formatSeconds } from '../common/timestamps.js';
@@ -66,7 +67,11 @@ export function writeError(ctx: Koa.Context, err: unknown): void {
       ctx.set('X-Last-Modified', formatSeconds(err.lastModified));
     }
     if (err.retryAfter !== undefined) ctx.set('Retry-After', String(err.retryAfter));
+    // Why a client was asked to retry goes into the request's log line (failover, contention).
+    if (code === 'unavailable' || code === 'conflict') ctx.state.reason = err.message;
   } else {
+    // A Couch (a node, the registry) that did not answer is a retry for the client, not a 500.
+    if (err instanceof CouchError && (err.statusCode === 0 || err.statusCode >= 500)) code = 'unavailable';
     ctx.state.error = err;
   }
   const entry = catalog[code];

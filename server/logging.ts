@@ -40,6 +40,8 @@ export function requestLog(logger: Logger, hashUid: (uid: string) => string): Ko
         ms: Math.round(ms * 10) / 10,
       };
       if (uid !== undefined) line.user = hashUid(uid);
+      const reason = (ctx.state as { reason?: string }).reason;
+      if (reason !== undefined) line.reason = reason;
       const error = (ctx.state as { error?: unknown }).error;
       if (error !== undefined) logger.error({ ...line, err: error }, 'request failed');
       else logger.info(line, 'request');

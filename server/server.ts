@@ -4,12 +4,16 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
+import { randomBytes } from 'node:crypto';
+import { Failback } from '../federation/failback.js';
 import { NodeAdmin } from '../federation/node-admin.js';
+import { NodeHealth } from '../federation/node-health.js';
+import { Replicator } from '../federation/replicator.js';
 import { NodeSecrets } from '../federation/node-secrets.js';
 import { NodeStores } from '../federation/node-stores.js';
 import { openRegistryDb } from '../federation/registry-db.js';
 import { RoutedStore } from '../federation/routed-store.js';
-import { Registry } from '../federation/registry.js';
+import { DEFAULT_NODE, Registry } from '../federation/registry.js';
 import { CouchBackend } from '../storage/couch/couch-backend.js';
 import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
@@ -63,11 +67,43 @@ export async function startServer(config: Config, logger = createLogger(config.l
   await registry.start();
   const secrets = new NodeSecrets(config.nodeSecret ?? dataFolderSecret(config, 'node-secret'));
   const nodeStores = new NodeStores(registry, store, secrets, config);
-  const admin = config.adminToken ? { nodes: new NodeAdmin(registryDb.db, secrets, () => registry.follow()), token: config.adminToken } : undefined;
+  const fed = config.federation;
+  const health = new NodeHealth(
+    registry,
+    (n) => nodeStores.endpoint(n),
+    {
+      intervalMs: fed.healthIntervalMs,
+      suspectIntervalMs: fed.healthSuspectIntervalMs,
+      failuresToTrip: fed.healthFailures,
+      successesToRecover: fed.healthFailures,
+      checkTimeoutMs: fed.healthTimeoutMs,
+    },
+    logger,
+  );
+  nodeStores.isTripped = (n) => health.isTripped(n);
+  const replicator = new Replicator({
+    delayMs: fed.replicationDelayMs,
+    concurrency: fed.replicationConcurrency,
+    endpoint: (n) => nodeStores.endpoint(n),
+    reachable: (n) => {
+      const doc = registry.node(n);
+      return n === DEFAULT_NODE || (doc !== undefined && !doc.downed && doc.failedAt === undefined && !health.isTripped(n));
+    },
+    onError: (err, _uid, from, to) => logger.warn({ err, from, to }, 'replication failed; retried later'),
+    onSkipped: (skipped, from, to) => logger.warn({ from, to, skipped: skipped.length, first: skipped[0] }, 'replication: revisions the source could not give'),
+  });
+  const failback = new Failback(registry, nodeStores, { owner: randomBytes(8).toString('hex'), leaseMs: 30_000, propagationMs: registryDb.shared ? 2500 : 0 }, logger);
+  const admin = config.adminToken
+    ? {
+        nodes: new NodeAdmin(registryDb.db, secrets, () => registry.follow()),
+        token: config.adminToken,
+        replication: () => ({ replication: replicator.stats(), health: health.view() }),
+      }
+    : undefined;
   const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir) : undefined;
   const verifier = await createVerifier(config, localAccounts);
 
-  const app = createApp({ config, store: new RoutedStore(nodeStores), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin });
+  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin });
   const server: Server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -78,7 +114,10 @@ export async function startServer(config: Config, logger = createLogger(config.l
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
 
+  health.start();
+  replicator.start();
   const timers = [
+    every(1000, logger, 'failback', () => failback.tick()),
     every(config.purgeIntervalSec * 1000, logger, 'purge', async () => {
       for (const s of await nodeStores.all()) await s.purge();
     }),
@@ -100,6 +139,8 @@ export async function startServer(config: Config, logger = createLogger(config.l
     logger,
     async close() {
       for (const t of timers) clearInterval(t);
+      health.stop();
+      replicator.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

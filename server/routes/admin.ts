@@ -9,7 +9,10 @@ import { parseJson, readBody } from '../request/body.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-export function adminRouter(admin: NodeAdmin, token: string): Router {
+/** What this gateway knows of replication and node health, for GET /__admin__/replication. */
+export type ReplicationView = () => unknown;
+
+export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationView): Router {
   const expected = digest(token);
   const router = new Router({ prefix: '/__admin__' });
 
@@ -75,6 +78,8 @@ export function adminRouter(admin: NodeAdmin, token: string): Router {
   for (const state of ['drain', 'down', 'up'] as const) {
     router.post(`/nodes/:name/${state}`, async (ctx) => json(ctx, 200, await admin.setState(ctx.params.name ?? '', state)));
   }
+  // This gateway's view: replication queue and lag, and what its health monitor sees.
+  router.get('/replication', async (ctx) => json(ctx, 200, replication?.() ?? {}));
   router.get('/uids/:uid', async (ctx) => {
     const placed = await admin.placement(Number(ctx.params.uid));
     if (!placed) throw new AdminError(404, 'no such uid in the registry');

@@ -66,7 +66,9 @@ export class CouchBackend implements Backend {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(_uid: string, db: DocDb): Promise<void> {
+    (db as CouchDocDb).retire();
+  }
 
   async destroy(uid: string): Promise<void> {
     try {

@@ -16,6 +16,7 @@ const missingDatabase = (e: unknown): boolean =>
 
 export class CouchDocDb implements DocDb {
   private ensured: Promise<void> | undefined;
+  private retired = false;
 
   constructor(
     private readonly client: CouchClient,
@@ -24,12 +25,20 @@ export class CouchDocDb implements DocDb {
     private readonly create: () => Promise<void>,
   ) {}
 
+  /**
+   * Closed by the pool (evicted or destroyed): a background task still holding this object
+   * (a design check, a purge slice) must not create the database again after its deletion.
+   */
+  retire(): void {
+    this.retired = true;
+  }
+
   /** Runs a request; a missing database is created once and the request retried. */
   private async call<T>(req: CouchRequest): Promise<T> {
     try {
       return await this.client.request<T>(req);
     } catch (e) {
-      if (!missingDatabase(e)) throw e;
+      if (!missingDatabase(e) || this.retired) throw e;
       this.ensured ??= this.create().finally(() => (this.ensured = undefined));
       await this.ensured;
       return this.client.request<T>(req);

@@ -31,7 +31,9 @@ export interface RecordDoc extends Doc {
 export type JournalOp =
   | { kind: 'write'; records: BsoInput[] }
   | { kind: 'delete'; ids: string[] }
-  | { kind: 'commit'; batch: string };
+  | { kind: 'commit'; batch: string }
+  /** Records the returning node of a failback alone had: a new timestamp, so every client sees them. */
+  | { kind: 'restamp'; ids: string[] };
 
 /** A write whose records may be half applied: whoever finds it finishes it (roll forward). */
 export interface Pending {

@@ -16,8 +16,9 @@ import type {
   UsageInfo,
   WriteResult,
 } from '../store.js';
+import type { Doc } from '../doc-db.js';
 import type { Backend } from './backend.js';
-import { batchId, chunkId, recordId, type BatchDoc, type ChunkDoc, type RecordDoc, type StateDoc } from './docs.js';
+import { batchId, chunkId, isRecordId, recordId, type BatchDoc, type ChunkDoc, type RecordDoc, type StateDoc } from './docs.js';
 import { resolveConflicts } from './conflicts.js';
 import { selectPage } from './listing.js';
 import { checkPreconditions } from './preconditions.js';
@@ -340,6 +341,41 @@ export class SyncStore implements Store {
   }
 
   /** Deletes the user's database: for uids the registry has replaced, never for a live one. */
+  /**
+   * Failback (federation/failback.ts) copied into this store the documents that only the
+   * returning node had. Replication conflicts are resolved (newest write wins) and the records
+   * whose returned version won get a new timestamp: a client whose last sync came from this
+   * copy would never see them with its `newer=` otherwise. Returns how many were restamped.
+   */
+  async restampReturned(uid: string, returned: Doc[]): Promise<number> {
+    const byCollection = new Map<string, RecordDoc[]>();
+    for (const d of returned) {
+      if (d._deleted || !isRecordId(d._id)) continue;
+      const r = d as RecordDoc;
+      byCollection.set(r.c, [...(byCollection.get(r.c) ?? []), r]);
+    }
+    // Even with nothing to restamp, conflicts on the state are resolved now, not by a client.
+    if (byCollection.size === 0) return this.read(uid, async (u, s) => (await u.refreshIndex(s), 0));
+    let restamped = 0;
+    for (const [collection, docs] of byCollection) {
+      restamped += await this.write(uid, async (u, s, T) => {
+        await u.refreshIndex(s);
+        const now = readClock(s);
+        const current = await u.db.getMany<RecordDoc>(docs.map((d) => d._id));
+        const ids = docs
+          .filter((d) => {
+            const c = current.get(d._id);
+            return c !== undefined && c.w === d.w && c.m === d.m && isLive(c, s, collection, now);
+          })
+          .map((d) => d.i);
+        if (ids.length === 0) return 0;
+        await u.commit(s, T, collection, { kind: 'restamp', ids }, () => {});
+        return ids.length;
+      });
+    }
+    return restamped;
+  }
+
   destroy(uid: string): Promise<void> {
     return this.pool.destroy(uid);
   }

@@ -265,6 +265,8 @@ export class UserDb {
         return this.applyRecords(op.records, collection, T, state, renew);
       case 'delete':
         return this.applyDeletes(op.ids.map((id) => recordId(collection, id)));
+      case 'restamp':
+        return this.applyRestamp(op.ids.map((id) => recordId(collection, id)), T);
       case 'commit': {
         const batch = await this.db.get<BatchDoc>(batchId(op.batch));
         if (!batch) return; // applied and cleaned up before a crash
@@ -331,6 +333,20 @@ export class UserDb {
         const failed = new Set(results.filter((x) => x.conflict).map((x) => x.id));
         todo = todo.filter((id) => failed.has(id));
       }
+    }
+  }
+
+  /** Moves records to T, content unchanged (idempotent: a record already at T is skipped). */
+  private async applyRestamp(ids: string[], T: number): Promise<void> {
+    for (let attempt = 0; ids.length > 0; attempt++) {
+      if (attempt >= CAS_ATTEMPTS) throw new SyncError('unavailable', 'restamps kept conflicting');
+      const existing = await this.db.getMany<RecordDoc>(ids);
+      const docs = [...existing.values()]
+        .filter((d) => d.w < T)
+        .map(({ _conflicts: _c, ...d }) => ({ ...d, w: T, m: T }) as RecordDoc);
+      const results = await this.db.bulk(docs);
+      const failed = new Set(results.filter((x) => !x.ok).map((x) => x.id));
+      ids = ids.filter((id) => failed.has(id));
     }
   }
 

@@ -31,6 +31,13 @@ async function databaseOn(couchUrl: string, uid: number): Promise<boolean> {
   return (await fetch(`${c.origin}/sync_${uid}`, { headers: { Authorization: c.header } })).status === 200;
 }
 
+async function docOn(couchUrl: string, uid: number, id: string): Promise<boolean> {
+  const c = couchAuth(couchUrl);
+  return (await fetch(`${c.origin}/sync_${uid}/${encodeURIComponent(id)}`, { headers: { Authorization: c.header } })).status === 200;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 describe('operators and nodes (admin API, placement, routing)', function () {
   this.timeout(120_000);
   let couchA: RunningCouch;
@@ -137,21 +144,39 @@ describe('operators and nodes (admin API, placement, routing)', function () {
     assert.equal([...seen.values()].reduce((a, b) => a + b, 0), 4);
   });
 
-  it('a node marked down answers its users 503 with Retry-After (never 500), and serves them again when up', async () => {
+  it('a node marked down: its users are served from their replicas; with both copies down 503 + Retry-After (never 500); up: merged back, then served again', async () => {
     const acct = await accounts.create(`down-${randomBytes(3).toString('hex')}@example.com`);
     const bearer = await accounts.bearer(acct, 600);
     const client = new SyncClient(credentialsOf(await requestToken(gw.url, { bearer, keyId: keyIdOf(acct) })));
     assert.equal((await client.put('/storage/tabs/t', { payload: 'x' })).status, 200);
-    const home = (await admin('GET', `/uids/${client.uid}`)).json().node as string;
-    assert.equal((await admin('POST', `/nodes/${home}/down`)).json().state, 'down');
-    const res = await client.get('/storage/tabs/t');
-    assert.equal(res.status, 503);
-    assert.ok(Number(res.header('retry-after')) > 0);
+    const placed = (await admin('GET', `/uids/${client.uid}`)).json() as { node: string; replica: string };
+    const [replicaCouch, homeCouch] = placed.node === 'a1' ? [couchB, couchA] : [couchA, couchB];
+    // The write reaches the replica by replication, shortly after it was acknowledged.
+    for (let i = 0; i < 100 && !(await docOn(replicaCouch.url, client.uid, 'r:tabs:t')); i++) await sleep(100);
+    assert.ok(await docOn(replicaCouch.url, client.uid, 'r:tabs:t'), 'replicated to the replica');
+
+    assert.equal((await admin('POST', `/nodes/${placed.node}/down`)).json().state, 'down');
+    const read = await client.get('/storage/tabs/t');
+    assert.equal(read.status, 200, 'served from the replica');
+    assert.equal((await client.put('/storage/tabs/during', { payload: 'y' })).status, 200);
     // A down node keeps its users: a new token is for the same uid, not a fresh empty one.
     const again = await requestToken(gw.url, { bearer, keyId: keyIdOf(acct) });
     assert.equal(again.status, 200);
     assert.equal(again.json().uid, client.uid);
-    assert.equal((await admin('POST', `/nodes/${home}/up`)).json().state, 'active');
+
+    assert.equal((await admin('POST', `/nodes/${placed.replica}/down`)).json().state, 'down');
+    const none = await client.get('/storage/tabs/t');
+    assert.equal(none.status, 503, 'neither copy can serve');
+    assert.ok(Number(none.header('retry-after')) > 0);
+    assert.equal((await admin('POST', `/nodes/${placed.replica}/up`)).status, 200);
+    assert.equal((await admin('POST', `/nodes/${placed.node}/up`)).status, 200);
+    const state = async (n: string) => (await admin('GET', '/nodes')).json().find((x: { name: string }) => x.name === n).state as string;
+    for (let i = 0; i < 150 && ((await state(placed.node)) !== 'active' || (await state(placed.replica)) !== 'active'); i++) await sleep(100);
+    assert.equal(await state(placed.node), 'active');
+    assert.equal(await state(placed.replica), 'active');
+    // Merged back: the write made while the primary was down is on the primary, and served.
+    assert.ok(await docOn(homeCouch.url, client.uid, 'r:tabs:during'), 'the write made during the outage was merged back');
+    assert.equal((await client.get('/storage/tabs/during')).status, 200);
     assert.equal((await client.get('/storage/tabs/t')).status, 200);
   });
 

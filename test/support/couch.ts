@@ -3,11 +3,12 @@
 // an admin user, shared by the whole run and stopped by the root hook.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Which store the protocol and durability suites run on in this mocha run. */
 export const storeUnderTest: 'embedded' | 'couch' = process.env.SYNCGATE_TEST_STORE === 'couch' ? 'couch' : 'embedded';
@@ -41,40 +42,71 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A pouchdb-server the test can kill hard and start again on the same port and folder. */
+export interface PouchServer extends RunningCouch {
+  port: number;
+  /** SIGKILL: no flush, no goodbye, as a node that dies. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and data folder (its admin user is kept there). */
+  restart(): Promise<void>;
+}
+
 /** Another Couch of its own (a pouchdb-server), for tests that need several nodes. */
-export async function startPouchServer(): Promise<RunningCouch> {
-  const require = createRequire(import.meta.url);
-  const bin = join(dirname(require.resolve('pouchdb-server/package.json')), 'bin', 'pouchdb-server');
+export async function startPouchServer(): Promise<PouchServer> {
+  // Its launcher fixes the validation plugin so replicated writes are stored (see there).
+  const main = fileURLToPath(new URL('./pouch-server-main.js', import.meta.url));
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-couch-'));
   const port = await freePort();
   // Its log file goes into the temp folder, not the working directory.
   await writeFile(join(dir, 'config.json'), JSON.stringify({ log: { file: join(dir, 'log.txt') } }));
-  const child: ChildProcess = spawn(process.execPath, [bin, '-p', String(port), '-o', '127.0.0.1', '-d', dir, '-c', join(dir, 'config.json'), '-n'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d) => (stderr += String(d)));
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`pouchdb-server exited: ${stderr}`);
-    try {
-      if ((await fetch(`${base}/`)).ok) break;
-    } catch {
-      // not listening yet
+  let child: ChildProcess | undefined;
+  const launch = async () => {
+    const c = spawn(process.execPath, [main, '-p', String(port), '-o', '127.0.0.1', '-d', dir, '-c', join(dir, 'config.json'), '-n'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    child = c;
+    let stderr = '';
+    c.stderr?.on('data', (d) => {
+      stderr += String(d);
+      if (process.env.SYNCGATE_TEST_LOG) appendFileSync(`${process.env.SYNCGATE_TEST_LOG}.couch-${port}`, String(d));
+    });
+    c.once('exit', (code, signal) => {
+      if (process.env.SYNCGATE_TEST_LOG) appendFileSync(`${process.env.SYNCGATE_TEST_LOG}.couch-${port}`, `exit ${code} ${signal}\n`);
+    });
+    for (let i = 0; ; i++) {
+      if (c.exitCode !== null) throw new Error(`pouchdb-server exited: ${stderr}`);
+      try {
+        if ((await fetch(`${base}/`)).ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (i > 300) throw new Error('pouchdb-server did not start');
+      await new Promise((r) => setTimeout(r, 100));
     }
-    if (i > 200) throw new Error('pouchdb-server did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  };
+  const kill = async () => {
+    const c = child;
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await exited;
+    }
+  };
+  await launch();
   const password = randomBytes(12).toString('hex');
   const res = await fetch(`${base}/_config/admins/admin`, { method: 'PUT', body: JSON.stringify(password) });
   if (!res.ok) throw new Error(`could not create the pouchdb-server admin: ${res.status}`);
   return {
     url: `http://admin:${password}@127.0.0.1:${port}`,
+    port,
+    kill,
+    restart: async () => {
+      await kill();
+      await launch();
+    },
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGKILL');
-        await new Promise((r) => child.once('exit', r));
-      }
+      await kill();
       await rm(dir, { recursive: true, force: true });
     },
   };

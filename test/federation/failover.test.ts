@@ -1,0 +1,297 @@
+// Failover end to end: three Couch servers (pouchdb-server processes) as the nodes of three
+// operators, two gateway processes sharing a registry on a fourth, simulated Firefox clients
+// writing without pause. One node is killed hard (SIGKILL) in the middle of the load:
+//   - its users are served from their replicas within 10 s, with 503 + Retry-After meanwhile
+//     and never a 500; other users notice nothing;
+//   - when it comes back, failback merges both copies; every write that got a 200 is there,
+//     and a second client syncing incrementally (newer= its last sync) sees every record,
+//     including those only the returned node had (restamped);
+//   - a node that never returns: the records lost in asynchronous mode are counted and
+//     printed, and a synchronous operator's node loses none.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keyIdOf, LocalAccounts } from '../../server/tokenserver/local-accounts.js';
+import { SyncClient, type Credentials } from '../support/client.js';
+import { startPouchServer, type PouchServer } from '../support/couch.js';
+import { spawnGateway, type GatewayProcess } from '../support/process.js';
+import { credentialsOf, requestToken } from '../support/tokens.js';
+
+const ADMIN = randomBytes(24).toString('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface User {
+  email: string;
+  creds: Credentials;
+  /** One client per gateway: requests alternate between them, as behind a load balancer. */
+  writers: SyncClient[];
+  /** A second device of the same user, syncing incrementally. */
+  reader: SyncClient;
+  node: string;
+  replica: string;
+  acked: Map<string, number>;
+  statuses: Map<number, number>;
+  /** Every answer other than 200: when (ms since the epoch), status, body. */
+  trouble: string[];
+  firstOkAfter: (t: number) => number | undefined;
+  okTimes: number[];
+  seen: Set<string>;
+  lastSync: number;
+}
+
+describe('failover and failback with three operators (nodes killed hard mid-load)', function () {
+  this.timeout(240_000);
+  let registryCouch: PouchServer;
+  const nodes = new Map<string, PouchServer>();
+  let dir: string;
+  const gws: GatewayProcess[] = [];
+  let log = '';
+  let accounts: LocalAccounts;
+  const users: User[] = [];
+  let writing = false;
+  let loops: Promise<void>[] = [];
+  /** The node killed and brought back. */
+  let victim = 'a';
+
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${gws[0]?.url}/__admin__${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`);
+    return JSON.parse(text);
+  };
+  const nodeState = async (name: string): Promise<string> => (await admin('GET', '/nodes')).find((n: { name: string }) => n.name === name)?.state;
+
+  async function addUser(tag: string): Promise<User> {
+    const acct = await accounts.create(`${tag}-${randomBytes(4).toString('hex')}@example.com`);
+    const res = await requestToken(gws[0]?.url as string, { bearer: await accounts.bearer(acct, 3600), keyId: keyIdOf(acct) });
+    assert.equal(res.status, 200, res.text);
+    const creds = credentialsOf(res);
+    const placed = await admin('GET', `/uids/${creds.uid}`);
+    const writers = gws.map((g) => new SyncClient({ ...creds, api_endpoint: `${g.url}/1.5/${creds.uid}` }));
+    const okTimes: number[] = [];
+    return {
+      email: acct.email,
+      creds,
+      writers,
+      reader: new SyncClient(creds),
+      node: placed.node,
+      replica: placed.replica,
+      acked: new Map(),
+      statuses: new Map(),
+      trouble: [],
+      okTimes,
+      firstOkAfter: (t) => okTimes.find((x) => x > t),
+      seen: new Set(),
+      lastSync: 0,
+    };
+  }
+
+  /** A client writing one record at a time, as fast as it gets answers, to both gateways. */
+  async function writeLoop(u: User): Promise<void> {
+    for (let n = 0; writing; n++) {
+      const id = `${u.creds.uid}-${n}`;
+      const client = u.writers[n % u.writers.length] as SyncClient;
+      const res = await client.post('/storage/history', [{ id, payload: `p${n}` }]);
+      u.statuses.set(res.status, (u.statuses.get(res.status) ?? 0) + 1);
+      if (res.status !== 200) u.trouble.push(`${Date.now()} ${res.status} ${res.text.slice(0, 80)}`);
+      if (res.status === 200 && res.json().success.includes(id)) {
+        u.acked.set(id, Date.now());
+        u.okTimes.push(Date.now());
+      } else if (res.status === 503) {
+        assert.ok(res.header('retry-after'), '503 without Retry-After');
+        await sleep(200); // a real client would honour Retry-After; keep the test short
+      }
+      await sleep(40);
+    }
+  }
+
+  /** The second device: GET newer= its last sync, remember the ids and the new timestamp. */
+  async function incrementalSync(u: User): Promise<void> {
+    const res = await u.reader.get(`/storage/history?newer=${u.lastSync.toFixed(2)}&full=1`);
+    if (res.status !== 200) return;
+    for (const r of res.json() as Array<{ id: string }>) u.seen.add(r.id);
+    u.lastSync = Number(res.header('x-last-modified'));
+  }
+
+  const syncAll = () => Promise.all(users.map((u) => incrementalSync(u)));
+
+  before(async () => {
+    const started = await Promise.all([startPouchServer(), startPouchServer(), startPouchServer(), startPouchServer()]);
+    registryCouch = started[0] as PouchServer;
+    ['a', 'b', 'c'].forEach((n, i) => nodes.set(n, started[i + 1] as PouchServer));
+    dir = await mkdtemp(join(tmpdir(), 'syncgate-failover-'));
+    const env = {
+      SYNCGATE_DATA: dir,
+      PORT: '0',
+      COUCH_URL: registryCouch.url,
+      SYNCGATE_ADMIN_TOKEN: ADMIN,
+      SYNC_MASTER_SECRET: randomBytes(24).toString('hex'),
+      SYNCGATE_NODE_SECRET: randomBytes(24).toString('hex'),
+      SYNCGATE_FXA: 'false',
+      SYNCGATE_COUCH_TIMEOUT_MS: '3000',
+      // Wide enough that writes acknowledged just before the kill have not reached the replica.
+      SYNCGATE_REPLICATION_DELAY_MS: '3000',
+    };
+    for (let i = 0; i < 2; i++) {
+      const gw = await spawnGateway(env);
+      gw.child.stdout?.on('data', (d) => (log += String(d)));
+      gw.child.stderr?.on('data', (d) => (log += String(d)));
+      gws.push(gw);
+    }
+    accounts = new LocalAccounts(dir);
+    for (const n of ['a', 'b', 'c']) {
+      await admin('POST', '/operators', { name: `op-${n}` });
+      await admin('POST', '/nodes', { name: n, operator: `op-${n}`, url: nodes.get(n)?.url, capacity: 100 });
+    }
+    await admin('POST', '/nodes/default/drain');
+    for (let i = 0; i < 9; i++) users.push(await addUser('fo'));
+  });
+
+  after(async () => {
+    writing = false;
+    await Promise.allSettled(loops);
+    for (const gw of gws) await gw.kill('SIGTERM');
+    if (process.env.SYNCGATE_TEST_LOG) await writeFile(process.env.SYNCGATE_TEST_LOG, log);
+    await Promise.all([registryCouch, ...nodes.values()].map((c) => c?.stop()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('places every user on one node with the replica at another operator', () => {
+    for (const u of users) {
+      assert.ok(['a', 'b', 'c'].includes(u.node), u.node);
+      assert.ok(['a', 'b', 'c'].includes(u.replica) && u.replica !== u.node, `${u.node} / ${u.replica}`);
+    }
+    // The node with the most primaries is the one killed.
+    const count = (n: string) => users.filter((u) => u.node === n).length;
+    victim = ['a', 'b', 'c'].reduce((x, y) => (count(y) > count(x) ? y : x));
+    assert.ok(count(victim) >= 2, `node ${victim} holds at least two primaries`);
+  });
+
+  it('a node killed mid-load: its users are served from replicas within 10 s, no 500, others unaffected; after it returns every acknowledged write is there and seen by an incremental sync', async () => {
+    writing = true;
+    loops = users.map((u) => writeLoop(u));
+    await sleep(2500);
+    await syncAll();
+    const victims = users.filter((u) => u.node === victim);
+    const bystanders = users.filter((u) => u.node !== victim && u.replica !== victim);
+
+    const killedAt = Date.now();
+    await nodes.get(victim)?.kill();
+    // Failover: the first acknowledged write of each victim after the kill.
+    const deadline = killedAt + 10_000;
+    while (Date.now() < deadline && victims.some((u) => u.firstOkAfter(killedAt + 50) === undefined)) await sleep(100);
+    const failoverMs = Math.max(...victims.map((u) => (u.firstOkAfter(killedAt + 50) ?? Infinity) - killedAt));
+    console.log(`      failover: every user of the killed node written to again ${failoverMs} ms after the kill`);
+    assert.ok(failoverMs <= 10_000, `failover took ${failoverMs} ms`);
+    assert.equal(await nodeState(victim), 'failed');
+
+    // The outage: writes go on; the second device syncs from the replicas.
+    await sleep(2000);
+    await syncAll();
+
+    await nodes.get(victim)?.restart();
+    const backAt = Date.now();
+    const backBy = Date.now() + 60_000;
+    while ((await nodeState(victim)) !== 'active' && Date.now() < backBy) await sleep(250);
+    const activeAt = Date.now();
+    assert.equal(await nodeState(victim), 'active', `node ${victim} merged back and served again`);
+    const report = new RegExp(`"failback":\\{"node":"${victim}","users":(\\d+),"restamped":(\\d+)`);
+    for (let i = 0; i < 40 && !report.test(log); i++) await sleep(250); // gateway logs are buffered
+    const merged = report.exec(log);
+    assert.ok(merged, 'a failback report was logged');
+    console.log(`      failback: ${merged[1]} users merged, ${merged[2]} records restamped`);
+
+    await sleep(1500); // writes go to node a again
+    writing = false;
+    const stats = await admin('GET', '/replication');
+    console.log(`      replication (gateway 1): ${stats.replication.completed} one-shot replications, lag p50 ${stats.replication.lagMs.p50} ms, p99 ${stats.replication.lagMs.p99} ms (delay 3000 ms)`);
+    await Promise.all(loops);
+    loops = [];
+
+    for (const u of users) {
+      assert.equal(u.statuses.get(500) ?? 0, 0, `uid ${u.creds.uid} got a 500`);
+      for (const s of u.statuses.keys()) assert.ok(s === 200 || s === 503, `uid ${u.creds.uid} got ${s}`);
+    }
+    for (const u of bystanders) {
+      assert.equal(u.statuses.get(503) ?? 0, 0, `uid ${u.creds.uid} (${u.node}/${u.replica}, not on a) got 503s: ${u.trouble.map((t) => `${Number(t.split(' ')[0]) - killedAt}ms ${t}`).join('; ')}`);
+    }
+
+    await syncAll();
+    for (const u of users) {
+      const all = await u.reader.get('/storage/history');
+      assert.equal(all.status, 200);
+      const stored = new Set(all.json() as string[]);
+      const missing = [...u.acked.keys()].filter((id) => !stored.has(id));
+      const when = missing.map((id) => `${id}@${(u.acked.get(id) ?? 0) - killedAt}ms`);
+      assert.deepEqual(when, [], `uid ${u.creds.uid} (node ${u.node}, replica ${u.replica}) lost acknowledged writes (ms after the kill; back at ${backAt - killedAt}, active at ${activeAt - killedAt})`);
+      const unseen = [...u.acked.keys()].filter((id) => !u.seen.has(id));
+      assert.deepEqual(unseen, [], `uid ${u.creds.uid} (node ${u.node}): records its second device never saw incrementally`);
+    }
+    // Not vacuous: some writes acknowledged on a had not reached the replicas, and came back.
+    assert.ok(Number(merged[2]) > 0, 'the kill caught writes that only the killed node had (restamped at failback)');
+    // Node a serves its users again: a new write lands there.
+    const v = victims[0] as User;
+    assert.equal((await v.writers[0]?.put('/storage/history/after-failback', { payload: 'x' }))?.status, 200);
+    const couchA = new URL(nodes.get(victim)?.url as string);
+    const onA = await fetch(`${couchA.origin}/sync_${v.creds.uid}/${encodeURIComponent('r:history:after-failback')}`, {
+      headers: { Authorization: `Basic ${Buffer.from(`${couchA.username}:${decodeURIComponent(couchA.password)}`).toString('base64')}` },
+    });
+    assert.equal(onA.status, 200, 'the write after failback went to the returned node');
+  });
+
+  it('nodes that never return: asynchronous mode loses at most the last replication window (counted); a synchronous operator loses nothing', async () => {
+    const s = await startPouchServer();
+    nodes.set('s', s);
+    await admin('POST', '/operators', { name: 'op-s', synchronous: true });
+    await admin('POST', '/nodes', { name: 's', operator: 'op-s', url: s.url, capacity: 100 });
+    // The async victim: another node than the one killed before; the sync users' replicas on the third.
+    const [asyncNode, replicaNode] = ['a', 'b', 'c'].filter((n) => n !== victim) as [string, string];
+    for (const n of ['a', 'b', 'c']) if (n !== replicaNode) await admin('POST', `/nodes/${n}/drain`);
+    const syncUsers: User[] = [];
+    for (let i = 0; i < 3; i++) syncUsers.push(await addUser('sync'));
+    for (const u of syncUsers) assert.deepEqual([u.node, u.replica], ['s', replicaNode], 'synchronous users on s, their replicas on the one active node left');
+    const asyncUsers = users.filter((u) => u.node === asyncNode);
+    assert.ok(asyncUsers.length > 0, `node ${asyncNode} holds primaries`);
+    const writers = [...syncUsers, ...asyncUsers];
+    for (const u of writers) u.acked.clear();
+    writing = true;
+    loops = writers.map((u) => writeLoop(u));
+    await sleep(2500);
+    const killedAt = Date.now();
+    await Promise.all([s.kill(), nodes.get(asyncNode)?.kill()]);
+    const deadline = killedAt + 15_000;
+    while (Date.now() < deadline && writers.some((u) => u.firstOkAfter(killedAt + 50) === undefined)) await sleep(100);
+    await sleep(1500);
+    writing = false;
+    await Promise.all(loops);
+    loops = [];
+    const lost = async (u: User) => {
+      const res = await u.reader.get('/storage/history');
+      assert.equal(res.status, 200, `uid ${u.creds.uid} is served from its replica`);
+      const stored = new Set(res.json() as string[]);
+      return [...u.acked.keys()].filter((id) => !stored.has(id)).length;
+    };
+    let asyncLost = 0;
+    let asyncAcked = 0;
+    for (const u of asyncUsers) {
+      asyncLost += await lost(u);
+      asyncAcked += u.acked.size;
+    }
+    let syncLost = 0;
+    let syncAcked = 0;
+    for (const u of syncUsers) {
+      syncLost += await lost(u);
+      syncAcked += u.acked.size;
+    }
+    console.log(`      never returned: asynchronous node ${asyncNode} lost ${asyncLost} of ${asyncAcked} acknowledged writes; synchronous node s lost ${syncLost} of ${syncAcked}`);
+    for (const u of writers) assert.equal(u.statuses.get(500) ?? 0, 0, `uid ${u.creds.uid} got a 500`);
+    assert.ok(syncAcked > 0 && asyncAcked > 0);
+    assert.equal(syncLost, 0, 'a synchronous node loses no acknowledged write');
+  });
+});
