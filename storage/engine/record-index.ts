@@ -24,6 +24,17 @@ export class RecordIndex {
   stateRev: string | undefined;
   /** No entry expires before this (ms); may be early after removals, never late. */
   earliestExpiry = Infinity;
+  /** Per collection, the newest write stamp (w) ever seen: never lower than any entry's. */
+  private readonly newestWrite = new Map<string, number>();
+
+  /**
+   * The newest write stamp in the collection. Above the committed timestamp, a write is in
+   * flight (records applied, state not yet moved): its records replaced older versions that a
+   * reader of the committed state would otherwise miss.
+   */
+  newestWriteIn(collection: string): number {
+    return this.newestWrite.get(collection) ?? 0;
+  }
 
   apply(changes: Changes<Doc>): void {
     for (const doc of changes.docs) {
@@ -42,6 +53,7 @@ export class RecordIndex {
         if (r.x < this.earliestExpiry) this.earliestExpiry = r.x;
       }
       entries.set(r.i, entry);
+      if (r.w > (this.newestWrite.get(r.c) ?? 0)) this.newestWrite.set(r.c, r.w);
     }
     this.seq = changes.lastSeq;
   }

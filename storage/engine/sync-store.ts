@@ -52,9 +52,27 @@ export class SyncStore implements Store {
     return this.opts.limits;
   }
 
-  /** Runs fn under the user's lock with the committed state. */
+  /**
+   * Runs fn under the user's lock with the committed state. fn throws Retry when it met the
+   * records of a write in flight on another gateway (stamped past the committed state): the
+   * state is read again, which waits for that write to finish or rolls it forward.
+   */
   private read<T>(uid: string, fn: (u: UserDb, s: StateDoc) => Promise<T>): Promise<T> {
-    return this.pool.use(uid, (u) => u.locked(async () => fn(u, await u.readState())));
+    return this.pool.use(uid, (u) =>
+      u.locked(async () => {
+        for (let attempt = 0; ; attempt++) {
+          const s = await u.readState();
+          try {
+            return await fn(u, s);
+          } catch (e) {
+            if (!(e instanceof Retry)) throw e;
+            if (attempt >= WRITE_ATTEMPTS) throw new SyncError('conflict', 'records kept changing under a read');
+            u.index.stateRev = undefined;
+            await backoff(attempt);
+          }
+        }
+      }),
+    );
   }
 
   /** Like read, with a write timestamp, started over when another gateway wrote first. */
@@ -123,6 +141,7 @@ export class SyncStore implements Store {
       const now = readClock(s);
       for (let attempt = 0; ; attempt++) {
         await u.refreshIndex(s);
+        if (u.index.newestWriteIn(collection) > lastModified) throw new Retry();
         const page = selectPage(u.index.entries(collection), query, (e) => isLive(e, s, collection, now));
         const result: ListResult = { lastModified, items: page.entries.map((e) => e.id) };
         if (page.nextOffset !== undefined) result.nextOffset = page.nextOffset;
@@ -135,6 +154,8 @@ export class SyncStore implements Store {
           u.index.stateRev = undefined;
           continue;
         }
+        // A write started after the index was read: what it replaced is not in these documents.
+        for (const d of docs.values()) if (d.w > lastModified) throw new Retry();
         const items: Bso[] = [];
         for (const e of page.entries) {
           const doc = docs.get(recordId(collection, e.id));
@@ -149,6 +170,8 @@ export class SyncStore implements Store {
   get(uid: string, collection: string, id: string, pre: Preconditions): Promise<Bso> {
     return this.read(uid, async (u, s) => {
       const doc = await u.readDoc<RecordDoc>(recordId(collection, id));
+      // Stamped past the committed state: a write in flight replaced the version to answer.
+      if (doc && doc.w > (s.collections[collection] ?? 0) && doc.w > deletionFloor(s, collection)) throw new Retry();
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, true);
       if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });
@@ -294,6 +317,8 @@ export class SyncStore implements Store {
   deleteItem(uid: string, collection: string, id: string, pre: Preconditions): Promise<number> {
     return this.write(uid, async (u, s, T) => {
       const doc = await u.readDoc<RecordDoc>(recordId(collection, id));
+      // Stamped past the committed state: a write in flight replaced the version to answer.
+      if (doc && doc.w > (s.collections[collection] ?? 0) && doc.w > deletionFloor(s, collection)) throw new Retry();
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
       if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });

@@ -410,4 +410,32 @@ describe('replication conflicts never reach a client (gateway on Couch)', functi
       'only the write after the deletion is listed',
     );
   });
+
+  it('a reader never misses a record that another gateway is rewriting right now: it waits for that write and answers the new version (not a listing without the record, not a 404)', async () => {
+    const { u, db, T2 } = await userWithRecord();
+    // Warm the gateway's view of the user (state and index) at T2.
+    assert.deepEqual((await fullListing(u, 'bookmarks')).map((r) => r.id).sort(), ['a', 'b']);
+    // Another gateway is between steps 3 and 4 of a write at Tw: bookmarks/a already carries
+    // the new version, the state does not say so yet (its pending marker was put after this
+    // gateway's state read, or this gateway read the state just before).
+    const Tw = T2 + 1000;
+    const current = await readDoc(admin, db, 'r:bookmarks:a');
+    const rewrite = await couch(admin, 'PUT', `/${db}/r:bookmarks:a`, { ...current, w: Tw, m: Tw, p: 'rewritten' });
+    assert.equal(rewrite.status, 201, JSON.stringify(rewrite.json));
+    const reads = Promise.all([fullListing(u, 'bookmarks'), seen(u, 'bookmarks', 'a'), u.get('/storage/bookmarks')]);
+    // ...and commits a moment later.
+    await new Promise((r) => setTimeout(r, 150));
+    const state = await readDoc(admin, db, 'state');
+    const committed = await couch(admin, 'PUT', `/${db}/state`, {
+      ...state,
+      storage: Tw,
+      collections: { ...(state.collections as Record<string, number>), bookmarks: Tw },
+    });
+    assert.equal(committed.status, 201, JSON.stringify(committed.json));
+    const [listing, item, ids] = await reads;
+    assert.deepEqual(listing.map((r) => [r.id, r.payload]).sort(), [['a', 'rewritten'], ['b', 'other']]);
+    assert.equal(item.payload, 'rewritten');
+    assert.equal(ids.status, 200);
+    assert.deepEqual((ids.json() as string[]).sort(), ['a', 'b']);
+  });
 });
