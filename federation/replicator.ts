@@ -171,6 +171,13 @@ export class Replicator {
     });
   }
 
+  resetStats(): void {
+    this.lags.length = 0;
+    this.completed = 0;
+    this.failed = 0;
+    this.dropped = 0;
+  }
+
   stats(): ReplicationStats {
     const sorted = [...this.lags].sort((x, y) => x - y);
     const at = (q: number) => (sorted.length ? (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number) : 0);

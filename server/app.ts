@@ -10,7 +10,7 @@ import { overload } from './overload.js';
 import { opsRouter } from './routes/ops.js';
 import { syncRouter } from './routes/index.js';
 import type { NodeAdmin } from '../federation/node-admin.js';
-import { adminRouter } from './routes/admin.js';
+import { adminRouter, type ReplicationAdmin } from './routes/admin.js';
 import { jwksRouter } from './routes/jwks.js';
 import { tokenRouter, type TokenDeps } from './routes/token.js';
 import type { LocalAccounts } from './tokenserver/local-accounts.js';
@@ -24,7 +24,7 @@ export interface AppDeps {
   tokens?: Pick<TokenDeps, 'registry' | 'verifier'>;
   localAccounts?: LocalAccounts;
   /** The admin API, when an admin credential is configured. */
-  admin?: { nodes: NodeAdmin; token: string; replication?: () => unknown };
+  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin };
 }
 
 /** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */

@@ -97,7 +97,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     ? {
         nodes: new NodeAdmin(registryDb.db, secrets, () => registry.follow()),
         token: config.adminToken,
-        replication: () => ({ replication: replicator.stats(), health: health.view() }),
+        replication: { view: () => ({ replication: replicator.stats(), health: health.view() }), reset: () => replicator.resetStats() },
       }
     : undefined;
   const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir) : undefined;

@@ -9,10 +9,14 @@ import { parseJson, readBody } from '../request/body.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-/** What this gateway knows of replication and node health, for GET /__admin__/replication. */
-export type ReplicationView = () => unknown;
+/** What this gateway knows of replication and node health (GET /__admin__/replication). */
+export interface ReplicationAdmin {
+  view(): unknown;
+  /** Starts the lag statistics afresh (benchmarks measuring one load level at a time). */
+  reset(): void;
+}
 
-export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationView): Router {
+export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin): Router {
   const expected = digest(token);
   const router = new Router({ prefix: '/__admin__' });
 
@@ -79,7 +83,11 @@ export function adminRouter(admin: NodeAdmin, token: string, replication?: Repli
     router.post(`/nodes/:name/${state}`, async (ctx) => json(ctx, 200, await admin.setState(ctx.params.name ?? '', state)));
   }
   // This gateway's view: replication queue and lag, and what its health monitor sees.
-  router.get('/replication', async (ctx) => json(ctx, 200, replication?.() ?? {}));
+  router.get('/replication', async (ctx) => json(ctx, 200, replication?.view() ?? {}));
+  router.post('/replication/reset', async (ctx) => {
+    replication?.reset();
+    json(ctx, 200, { reset: true });
+  });
   router.get('/uids/:uid', async (ctx) => {
     const placed = await admin.placement(Number(ctx.params.uid));
     if (!placed) throw new AdminError(404, 'no such uid in the registry');
