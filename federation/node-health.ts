@@ -5,7 +5,7 @@
 // `successesToRecover` checks in a row is marked reachable again; failback then merges its
 // users before it is served (federation/failback.ts).
 import type { Logger } from 'pino';
-import { CouchClient } from '../storage/couch/couch-client.js';
+import { CouchClient, CouchError } from '../storage/couch/couch-client.js';
 import type { NodeEndpoint } from './node-stores.js';
 import { DEFAULT_NODE, type NodeDoc, type Registry } from './registry.js';
 
@@ -98,13 +98,16 @@ export class NodeHealth {
 
   private async check(n: NodeDoc, b: Breaker): Promise<void> {
     let ok = false;
+    // A refused or reset connection is a dead node; a slow answer may be an overloaded one,
+    // which failing over would only move elsewhere: it counts half.
+    let weight = 1;
     try {
       const client = await this.checkClient(n.name);
       if (!client) return;
       await client.request({ method: 'GET' });
       ok = true;
-    } catch {
-      ok = false;
+    } catch (e) {
+      if (e instanceof CouchError && e.reason === 'timed out') weight = 0.5;
     }
     if (ok) {
       b.failures = 0;
@@ -117,7 +120,7 @@ export class NodeHealth {
       return;
     }
     b.successes = 0;
-    b.failures++;
+    b.failures += weight;
     if (b.failures >= this.opts.failuresToTrip && !b.tripped) {
       b.tripped = true;
       this.logger.warn({ node: n.name, failures: b.failures }, 'node stopped answering: its users go to their replicas');

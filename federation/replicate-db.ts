@@ -35,11 +35,40 @@ async function readCheckpoint(client: CouchClient, db: string, id: string): Prom
   }
 }
 
-async function writeCheckpoint(client: CouchClient, db: string, id: string, body: Checkpoint): Promise<void> {
-  const current = await readCheckpoint(client, db, id);
-  const doc: Checkpoint = { _id: id, session: body.session, seq: body.seq };
-  if (current?._rev) doc._rev = current._rev;
-  await client.request({ method: 'PUT', db, doc: id, body: doc });
+/**
+ * The checkpoints this process last wrote, with their revisions: a replication of a user who
+ * writes often then costs no checkpoint reads and no read before each checkpoint write. A user
+ * database is never dropped and created again under the same name while its uid is in use
+ * (uids are never reused), so a remembered sequence stays valid.
+ */
+interface Known {
+  session: string;
+  seq: string | number;
+  sourceRev?: string;
+  targetRev?: string;
+}
+const KNOWN_MAX = 50_000;
+const known = new Map<string, Known>();
+
+function remember(key: string, k: Known): void {
+  known.delete(key);
+  known.set(key, k);
+  if (known.size > KNOWN_MAX) known.delete(known.keys().next().value as string);
+}
+
+async function putCheckpoint(client: CouchClient, db: string, id: string, cp: Known, rev: string | undefined): Promise<string> {
+  const doc: Checkpoint = { _id: id, session: cp.session, seq: cp.seq };
+  if (rev) doc._rev = rev;
+  try {
+    return (await client.request<{ rev: string }>({ method: 'PUT', db, doc: id, body: doc })).rev;
+  } catch (e) {
+    if (!(e instanceof CouchError && e.statusCode === 409)) throw e;
+    // Another copy of the same route moved it: write over what is there now.
+    const current = await readCheckpoint(client, db, id);
+    if (current?._rev) doc._rev = current._rev;
+    else delete doc._rev;
+    return (await client.request<{ rev: string }>({ method: 'PUT', db, doc: id, body: doc })).rev;
+  }
 }
 
 /**
@@ -54,16 +83,22 @@ export interface Replicated {
 
 export async function replicateDb(source: CouchClient, target: CouchClient, db: string, route: string): Promise<Replicated> {
   const checkpointId = `_local/syncgate-${createHash('sha256').update(route).digest('hex').slice(0, 24)}`;
-  const [fromSource, fromTarget] = await Promise.all([
-    readCheckpoint(source, db, checkpointId).catch((e) => {
-      if (e instanceof CouchError && e.statusCode === 404) return undefined;
-      throw e;
-    }),
-    readCheckpoint(target, db, checkpointId),
-  ]);
-  const agreed = fromSource && fromTarget && fromSource.session === fromTarget.session;
-  let since: string | number = agreed ? fromTarget.seq : 0;
-  const session = agreed ? fromTarget.session : randomBytes(8).toString('hex');
+  const key = `${route}\n${db}`;
+  let cp = known.get(key);
+  if (!cp) {
+    const [fromSource, fromTarget] = await Promise.all([
+      readCheckpoint(source, db, checkpointId).catch((e) => {
+        if (e instanceof CouchError && e.statusCode === 404) return undefined;
+        throw e;
+      }),
+      readCheckpoint(target, db, checkpointId),
+    ]);
+    const agreed = fromSource && fromTarget && fromSource.session === fromTarget.session;
+    cp = agreed
+      ? { session: fromTarget.session, seq: fromTarget.seq, ...(fromSource._rev ? { sourceRev: fromSource._rev } : {}), ...(fromTarget._rev ? { targetRev: fromTarget._rev } : {}) }
+      : { session: randomBytes(8).toString('hex'), seq: 0, ...(fromSource?._rev ? { sourceRev: fromSource._rev } : {}), ...(fromTarget?._rev ? { targetRev: fromTarget._rev } : {}) };
+  }
+  let since: string | number = cp.seq;
   const written: Doc[] = [];
   const skipped: Array<{ id: string; error: unknown }> = [];
   for (;;) {
@@ -96,11 +131,13 @@ export async function replicateDb(source: CouchClient, target: CouchClient, db: 
       written.push(...docs);
     }
     since = changes.last_seq;
-    const cp: Checkpoint = { _id: checkpointId, session, seq: since };
-    // Two copies running at once may race here; a lost checkpoint only means more work next time.
-    await Promise.all([writeCheckpoint(target, db, checkpointId, cp), writeCheckpoint(source, db, checkpointId, cp)]).catch((e) => {
-      if (!(e instanceof CouchError && e.statusCode === 409)) throw e;
-    });
+    const next: Known = { session: cp.session, seq: since };
+    const [targetRev, sourceRev]: [string, string] = await Promise.all([
+      putCheckpoint(target, db, checkpointId, next, cp.targetRev),
+      putCheckpoint(source, db, checkpointId, next, cp.sourceRev),
+    ]);
+    cp = { ...next, targetRev, sourceRev };
+    remember(key, cp);
     if (changes.results.length < BATCH) break;
   }
   return { written, skipped };

@@ -45,12 +45,25 @@ export interface ReplicationStats {
 
 const LAG_SAMPLES = 2000;
 
+const ensured = new Set<string>();
+
 /** One one-shot replication of a user database; returns the documents written to the target. */
 export async function replicateUser(uid: string, from: NodeEndpoint, to: NodeEndpoint): Promise<Replicated> {
   const name = userDbName(uid);
-  // The target is created with its _security closed before anything is copied into it.
-  await to.backend.ensureDatabase(name);
-  return replicateDb(from.client, to.client, name, `${from.name}->${to.name}`);
+  // The target is created with its _security closed before anything is copied into it (once
+  // per process and database; a database deleted since is created again on the next failure).
+  const key = `${to.name}\n${name}`;
+  if (!ensured.has(key)) {
+    await to.backend.ensureDatabase(name);
+    ensured.add(key);
+    if (ensured.size > 100_000) ensured.delete(ensured.values().next().value as string);
+  }
+  try {
+    return await replicateDb(from.client, to.client, name, `${from.name}->${to.name}`);
+  } catch (e) {
+    ensured.delete(key); // checked again next time
+    throw e;
+  }
 }
 
 export class Replicator {

@@ -197,7 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       healthIntervalMs: int('SYNCGATE_HEALTH_INTERVAL_MS', 'health_interval_ms', 2000, 100),
       healthSuspectIntervalMs: int('SYNCGATE_HEALTH_SUSPECT_INTERVAL_MS', 'health_suspect_interval_ms', 500, 50),
       healthFailures: int('SYNCGATE_HEALTH_FAILURES', 'health_failures', 3, 1, 100),
-      healthTimeoutMs: int('SYNCGATE_HEALTH_TIMEOUT_MS', 'health_timeout_ms', 1500, 50),
+      healthTimeoutMs: int('SYNCGATE_HEALTH_TIMEOUT_MS', 'health_timeout_ms', 2000, 50),
     },
   };
   const fxaOAuthUrl = str('SYNCGATE_FXA_OAUTH_URL', 'fxa_oauth_url', 'https://oauth.accounts.firefox.com').replace(/\/+$/, '');

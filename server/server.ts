@@ -124,6 +124,9 @@ export async function startServer(config: Config, logger = createLogger(config.l
     every(config.purgeIntervalSec * 1000, logger, 'purge of replaced uids', () =>
       registry.purgeReplaced(async (uid, node) => {
         await nodeStores.destroy(String(uid), node);
+        // The replica goes too; a node that is out keeps it until the next purge of the uid.
+        const replica = (await registry.placement(uid))?.replica;
+        if (replica !== undefined && replica !== node) await nodeStores.destroy(String(uid), replica).catch(() => undefined);
         logger.info({ uidsPurged: 1 }, 'storage of a replaced uid deleted');
       }),
     ),

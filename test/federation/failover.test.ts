@@ -52,6 +52,7 @@ describe('failover and failback with three operators (nodes killed hard mid-load
   const users: User[] = [];
   let writing = false;
   let loops: Promise<void>[] = [];
+  let loopRuns = 0;
   /** The node killed and brought back. */
   let victim = 'a';
 
@@ -94,8 +95,9 @@ describe('failover and failback with three operators (nodes killed hard mid-load
 
   /** A client writing one record at a time, as fast as it gets answers, to both gateways. */
   async function writeLoop(u: User): Promise<void> {
+    const run = ++loopRuns; // ids never repeat across loops: a rewrite of an old id proves nothing
     for (let n = 0; writing; n++) {
-      const id = `${u.creds.uid}-${n}`;
+      const id = `${u.creds.uid}-${run}-${n}`;
       const client = u.writers[n % u.writers.length] as SyncClient;
       const res = await client.post('/storage/history', [{ id, payload: `p${n}` }]);
       u.statuses.set(res.status, (u.statuses.get(res.status) ?? 0) + 1);
@@ -135,6 +137,9 @@ describe('failover and failback with three operators (nodes killed hard mid-load
       SYNCGATE_NODE_SECRET: randomBytes(24).toString('hex'),
       SYNCGATE_FXA: 'false',
       SYNCGATE_COUCH_TIMEOUT_MS: '3000',
+      // Nodes die by SIGKILL here (refused connections); a slow answer from a node on this
+      // busy machine must not count as death.
+      SYNCGATE_HEALTH_TIMEOUT_MS: '5000',
       // Wide enough that writes acknowledged just before the kill have not reached the replica.
       SYNCGATE_REPLICATION_DELAY_MS: '3000',
     };
@@ -263,8 +268,21 @@ describe('failover and failback with three operators (nodes killed hard mid-load
     writing = true;
     loops = writers.map((u) => writeLoop(u));
     await sleep(2500);
+    // The premise: the nodes about to die serve their users until the kill.
+    assert.equal(await nodeState(asyncNode), 'draining', `node ${asyncNode} serves its users until the kill`);
+    assert.equal(await nodeState('s'), 'active');
     const killedAt = Date.now();
     await Promise.all([s.kill(), nodes.get(asyncNode)?.kill()]);
+    // What the replicas did not have at that moment (read from their Couch directly).
+    let unreplicated = 0;
+    for (const u of asyncUsers) {
+      const rc = new URL(nodes.get(u.replica)?.url as string);
+      const res = await fetch(`${rc.origin}/sync_${u.creds.uid}/_all_docs?startkey=%22r:history:%22&endkey=%22r:history:%EF%BF%B0%22`, {
+        headers: { Authorization: `Basic ${Buffer.from(`${rc.username}:${decodeURIComponent(rc.password)}`).toString('base64')}` },
+      });
+      const onReplica = new Set(((await res.json()) as { rows: Array<{ id: string }> }).rows.map((r) => r.id.slice('r:history:'.length)));
+      unreplicated += [...u.acked.keys()].filter((id) => !onReplica.has(id)).length;
+    }
     const deadline = killedAt + 15_000;
     while (Date.now() < deadline && writers.some((u) => u.firstOkAfter(killedAt + 50) === undefined)) await sleep(100);
     await sleep(1500);
@@ -289,7 +307,9 @@ describe('failover and failback with three operators (nodes killed hard mid-load
       syncLost += await lost(u);
       syncAcked += u.acked.size;
     }
-    console.log(`      never returned: asynchronous node ${asyncNode} lost ${asyncLost} of ${asyncAcked} acknowledged writes; synchronous node s lost ${syncLost} of ${syncAcked}`);
+    console.log(
+      `      never returned: asynchronous node ${asyncNode} lost ${asyncLost} of ${asyncAcked} acknowledged writes (${unreplicated} were not on the replicas at the kill); synchronous node s lost ${syncLost} of ${syncAcked}`,
+    );
     for (const u of writers) assert.equal(u.statuses.get(500) ?? 0, 0, `uid ${u.creds.uid} got a 500`);
     assert.ok(syncAcked > 0 && asyncAcked > 0);
     assert.equal(syncLost, 0, 'a synchronous node loses no acknowledged write');
