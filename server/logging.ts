@@ -19,9 +19,21 @@ export function createLogger(level: string): Logger {
   return pino({ level, base: { app: 'syncgate' }, redact: ['req.headers.authorization'] }, destination);
 }
 
+const HASHED_UIDS = 10_000;
+
 export function uidHasher(masterSecret: string): (uid: string) => string {
   const key = Buffer.from(hkdfSync('sha256', masterSecret, Buffer.alloc(0), 'syncgate/log-uid', 32));
-  return (uid) => createHmac('sha256', key).update(uid).digest('hex').slice(0, 16);
+  // The same few uids log a line each on every request: their HMAC is computed once.
+  const hashed = new Map<string, string>();
+  return (uid) => {
+    let h = hashed.get(uid);
+    if (h === undefined) {
+      h = createHmac('sha256', key).update(uid).digest('hex').slice(0, 16);
+      if (hashed.size >= HASHED_UIDS) hashed.clear();
+      hashed.set(uid, h);
+    }
+    return h;
+  };
 }
 
 export function requestLog(logger: Logger, hashUid: (uid: string) => string): Koa.Middleware {
