@@ -39,13 +39,24 @@ export function publicBaseUrl(ctx: Koa.Context, config: Config): string {
   return `${proto}://${host}`;
 }
 
+let lastPublicUrl: { url: string; prefix: string; host: string; port: number } | undefined;
+
+/** SYNCGATE_PUBLIC_URL taken apart once, not on every request. */
+function parsedPublicUrl(url: string): { prefix: string; host: string; port: number } {
+  if (lastPublicUrl?.url !== url) {
+    const u = new URL(url);
+    const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+    lastPublicUrl = { url, prefix: u.pathname.replace(/\/$/, ''), host: u.hostname, port };
+  }
+  return lastPublicUrl;
+}
+
 /** The host, port and path the client signed: what it saw, not what the proxy forwarded. */
 export function publicRequest(ctx: Koa.Context, config: Config): HawkRequest {
   const raw = ctx.req.url ?? '/';
   if (config.publicUrl) {
-    const u = new URL(config.publicUrl);
-    const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-    return { method: ctx.method, resource: u.pathname.replace(/\/$/, '') + raw, host: u.hostname, port };
+    const { prefix, host, port } = parsedPublicUrl(config.publicUrl);
+    return { method: ctx.method, resource: prefix + raw, host, port };
   }
   const { host, proto } = publicOrigin(ctx, config);
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host);
