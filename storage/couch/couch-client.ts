@@ -64,15 +64,22 @@ export class CouchClient {
     let last: CouchError | undefined;
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      // A timer cleared on the answer, not AbortSignal.timeout(): each of those fires anyway
+      // when its time is up (an exception object and an abort event per request, 15 s later),
+      // which measured 35–71 ms of CPU per second on a gateway that had just been busy.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(new DOMException('timed out', 'TimeoutError')), this.opts.timeoutMs);
       try {
         return (await this.server.relax({
           ...req,
           method: req.method.toLowerCase(),
-          signal: AbortSignal.timeout(this.opts.timeoutMs),
+          signal: abort.signal,
         } as nano.RequestOptions)) as T;
       } catch (e) {
         last = this.toCouchError(e);
         if (last.statusCode !== 0 && last.statusCode < 500) throw last;
+      } finally {
+        clearTimeout(timer);
       }
     }
     throw last as CouchError;
