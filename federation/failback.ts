@@ -52,6 +52,8 @@ export class Failback {
 
   private async once(): Promise<void> {
     for (const n of this.registry.allNodes()) {
+      // Left by a gateway that died in the switch: nothing is merging any more.
+      if (n.switchingSince !== undefined && !(n.merging && n.merging.until > Date.now())) await this.clearSwitch(n.name);
       if (!n.needsMerge || n.downed || n.failedAt !== undefined) continue;
       if (n.merging && n.merging.until > Date.now() && n.merging.owner !== this.opts.owner) continue;
       if (!(await this.claim(n.name))) continue;
@@ -85,11 +87,21 @@ export class Failback {
       if (done && (n.downed || n.failedAt !== undefined)) done = false;
       const next = { ...n };
       delete next.merging;
+      delete next.switchingSince;
       if (done) next.needsMerge = false;
       released = done;
       return next;
     });
     return released;
+  }
+
+  private async clearSwitch(node: string): Promise<void> {
+    await this.registry.updateNode(node, (n) => {
+      if (n.switchingSince === undefined) return undefined;
+      const next = { ...n };
+      delete next.switchingSince;
+      return next;
+    });
   }
 
   async mergeNode(node: string): Promise<FailbackReport> {
@@ -120,12 +132,7 @@ export class Failback {
       }
       if (!(await this.release(node, true))) throw new Error('node went out again during failback');
     } finally {
-      await this.registry.updateNode(node, (n) => {
-        if (n.switchingSince === undefined) return undefined;
-        const next = { ...n };
-        delete next.switchingSince;
-        return next;
-      });
+      await this.clearSwitch(node);
     }
     report.ms = Date.now() - started;
     return report;
