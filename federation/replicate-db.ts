@@ -3,16 +3,20 @@
 // new_edits: false → checkpoint), run by the gateway through its own Couch client: timeouts,
 // no retries of writes, scrubbed errors, and it knows exactly which documents it copied.
 //
-// The checkpoint is kept on both sides under one session id; if they disagree (a database was
-// deleted and created again) the copy starts from the beginning, which is only slower.
-import { createHash, randomBytes } from 'node:crypto';
+// The checkpoint (the source sequence copied so far) lives in a _local document on the target:
+// a target database deleted and created again starts from the beginning, which is only slower.
+// The source needs none: a user database is never dropped and created again under the same
+// name while its uid is in use (uids are never reused). This process remembers the checkpoints
+// it wrote and writes them at most every few seconds: after a crash a copy starts a little
+// further back, and _revs_diff makes that cheap.
+import { createHash } from 'node:crypto';
 import type { Doc } from '../storage/doc-db.js';
 import { CouchError, type CouchClient } from '../storage/couch/couch-client.js';
 
 const BATCH = 250;
+const CHECKPOINT_EVERY_MS = 5000;
 
 interface Checkpoint extends Doc {
-  session: string;
   seq: string | number;
 }
 
@@ -35,17 +39,11 @@ async function readCheckpoint(client: CouchClient, db: string, id: string): Prom
   }
 }
 
-/**
- * The checkpoints this process last wrote, with their revisions: a replication of a user who
- * writes often then costs no checkpoint reads and no read before each checkpoint write. A user
- * database is never dropped and created again under the same name while its uid is in use
- * (uids are never reused), so a remembered sequence stays valid.
- */
 interface Known {
-  session: string;
   seq: string | number;
-  sourceRev?: string;
-  targetRev?: string;
+  rev?: string;
+  /** When the checkpoint was last written to the target (0: never by this process). */
+  written: number;
 }
 const KNOWN_MAX = 50_000;
 const known = new Map<string, Known>();
@@ -56,8 +54,8 @@ function remember(key: string, k: Known): void {
   if (known.size > KNOWN_MAX) known.delete(known.keys().next().value as string);
 }
 
-async function putCheckpoint(client: CouchClient, db: string, id: string, cp: Known, rev: string | undefined): Promise<string> {
-  const doc: Checkpoint = { _id: id, session: cp.session, seq: cp.seq };
+async function putCheckpoint(client: CouchClient, db: string, id: string, seq: string | number, rev: string | undefined): Promise<string> {
+  const doc: Checkpoint = { _id: id, seq };
   if (rev) doc._rev = rev;
   try {
     return (await client.request<{ rev: string }>({ method: 'PUT', db, doc: id, body: doc })).rev;
@@ -71,10 +69,6 @@ async function putCheckpoint(client: CouchClient, db: string, id: string, cp: Kn
   }
 }
 
-/**
- * Copies every revision the target lacks; returns the documents written to the target (their
- * winning content as the source had it). A missing source database has nothing to copy.
- */
 export interface Replicated {
   written: Doc[];
   /** Revisions the source listed but could not give (with its error). */
@@ -86,17 +80,8 @@ export async function replicateDb(source: CouchClient, target: CouchClient, db: 
   const key = `${route}\n${db}`;
   let cp = known.get(key);
   if (!cp) {
-    const [fromSource, fromTarget] = await Promise.all([
-      readCheckpoint(source, db, checkpointId).catch((e) => {
-        if (e instanceof CouchError && e.statusCode === 404) return undefined;
-        throw e;
-      }),
-      readCheckpoint(target, db, checkpointId),
-    ]);
-    const agreed = fromSource && fromTarget && fromSource.session === fromTarget.session;
-    cp = agreed
-      ? { session: fromTarget.session, seq: fromTarget.seq, ...(fromSource._rev ? { sourceRev: fromSource._rev } : {}), ...(fromTarget._rev ? { targetRev: fromTarget._rev } : {}) }
-      : { session: randomBytes(8).toString('hex'), seq: 0, ...(fromSource?._rev ? { sourceRev: fromSource._rev } : {}), ...(fromTarget?._rev ? { targetRev: fromTarget._rev } : {}) };
+    const stored = await readCheckpoint(target, db, checkpointId);
+    cp = { seq: stored?.seq ?? 0, written: 0, ...(stored?._rev ? { rev: stored._rev } : {}) };
   }
   let since: string | number = cp.seq;
   const written: Doc[] = [];
@@ -131,12 +116,10 @@ export async function replicateDb(source: CouchClient, target: CouchClient, db: 
       written.push(...docs);
     }
     since = changes.last_seq;
-    const next: Known = { session: cp.session, seq: since };
-    const [targetRev, sourceRev]: [string, string] = await Promise.all([
-      putCheckpoint(target, db, checkpointId, next, cp.targetRev),
-      putCheckpoint(source, db, checkpointId, next, cp.sourceRev),
-    ]);
-    cp = { ...next, targetRev, sourceRev };
+    cp = { ...cp, seq: since };
+    if (Date.now() - cp.written >= CHECKPOINT_EVERY_MS) {
+      cp = { seq: since, rev: await putCheckpoint(target, db, checkpointId, since, cp.rev), written: Date.now() };
+    }
     remember(key, cp);
     if (changes.results.length < BATCH) break;
   }
