@@ -57,13 +57,15 @@ export class NodeHealth {
     b.lastCheck = 0;
   }
 
-  /** Its own client per node: no retries and a short timeout, so a hung node counts as failed. */
+  /** Its own client per node with a short timeout, so a hung node counts as failed. */
   private async checkClient(node: string): Promise<CouchClient | undefined> {
     const e = await this.endpoint(node);
     if (!e) return undefined;
     const hit = this.clients.get(node);
     if (hit?.url === e.url) return hit.client;
-    const client = new CouchClient(e.url, { timeoutMs: this.opts.checkTimeoutMs, readRetries: 0 });
+    // One retry: a kept-alive connection the node closed just as the check was sent fails
+    // without the node being dead; the retry opens a new one.
+    const client = new CouchClient(e.url, { timeoutMs: this.opts.checkTimeoutMs, readRetries: 1 });
     this.clients.set(node, { url: e.url, client });
     return client;
   }

@@ -36,8 +36,28 @@ export class RoutedStore implements Store {
     private readonly hooks: RoutedStoreHooks = {},
   ) {}
 
+  /**
+   * Users this process has sent a replication for (or seen). A gateway that dies loses its
+   * queue of debounced replications; the next gateway to see each of those users replicates
+   * them once, so the window for loss ends at the user's next request of any kind.
+   */
+  private readonly touched = new Set<string>();
+
+  /** Whether this is the first time this process sees the user. */
+  private touch(uid: string): boolean {
+    if (this.touched.has(uid)) return false;
+    this.touched.add(uid);
+    if (this.touched.size > 100_000) this.touched.delete(this.touched.values().next().value as string);
+    return true;
+  }
+
+  private firstTouch(uid: string, route: Route): void {
+    if (route.other !== undefined && this.touch(uid)) this.hooks.replicator?.schedule(uid, route.node, route.other);
+  }
+
   private async read<T>(uid: string, fn: (s: Store) => Promise<T>): Promise<T> {
     const route = await this.nodes.route(uid);
+    this.firstTouch(uid, route);
     try {
       return await fn(route.store);
     } catch (e) {
@@ -53,6 +73,7 @@ export class RoutedStore implements Store {
     } catch (e) {
       throw this.failure(route, e);
     }
+    this.touch(uid);
     const { replicator } = this.hooks;
     if (replicator && route.other !== undefined) {
       if (route.synchronous) {

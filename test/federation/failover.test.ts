@@ -53,6 +53,9 @@ describe('failover and failback with three operators (nodes killed hard mid-load
   let writing = false;
   let loops: Promise<void>[] = [];
   let loopRuns = 0;
+  let gatewayEnv: Record<string, string> = {};
+  /** Nodes killed for good by an earlier test. */
+  const nodeStateCache = new Map<string, string>();
   /** The node killed and brought back. */
   let victim = 'a';
 
@@ -128,7 +131,7 @@ describe('failover and failback with three operators (nodes killed hard mid-load
     registryCouch = started[0] as PouchServer;
     ['a', 'b', 'c'].forEach((n, i) => nodes.set(n, started[i + 1] as PouchServer));
     dir = await mkdtemp(join(tmpdir(), 'syncgate-failover-'));
-    const env = {
+    gatewayEnv = {
       SYNCGATE_DATA: dir,
       PORT: '0',
       COUCH_URL: registryCouch.url,
@@ -144,7 +147,7 @@ describe('failover and failback with three operators (nodes killed hard mid-load
       SYNCGATE_REPLICATION_DELAY_MS: '3000',
     };
     for (let i = 0; i < 2; i++) {
-      const gw = await spawnGateway(env);
+      const gw = await spawnGateway(gatewayEnv);
       gw.child.stdout?.on('data', (d) => (log += String(d)));
       gw.child.stderr?.on('data', (d) => (log += String(d)));
       gws.push(gw);
@@ -224,7 +227,7 @@ describe('failover and failback with three operators (nodes killed hard mid-load
       for (const s of u.statuses.keys()) assert.ok(s === 200 || s === 503, `uid ${u.creds.uid} got ${s}`);
     }
     for (const u of bystanders) {
-      assert.equal(u.statuses.get(503) ?? 0, 0, `uid ${u.creds.uid} (${u.node}/${u.replica}, not on a) got 503s: ${u.trouble.map((t) => `${Number(t.split(' ')[0]) - killedAt}ms ${t}`).join('; ')}`);
+      assert.equal(u.statuses.get(503) ?? 0, 0, `uid ${u.creds.uid} (${u.node}/${u.replica}, not on the killed node) got 503s: ${u.trouble.map((t) => `${Number(t.split(' ')[0]) - killedAt}ms ${t}`).join('; ')}`);
     }
 
     await syncAll();
@@ -273,6 +276,7 @@ describe('failover and failback with three operators (nodes killed hard mid-load
     assert.equal(await nodeState('s'), 'active');
     const killedAt = Date.now();
     await Promise.all([s.kill(), nodes.get(asyncNode)?.kill()]);
+    nodeStateCache.set(asyncNode, 'dead');
     // What the replicas did not have at that moment (read from their Couch directly).
     let unreplicated = 0;
     for (const u of asyncUsers) {
@@ -313,5 +317,37 @@ describe('failover and failback with three operators (nodes killed hard mid-load
     for (const u of writers) assert.equal(u.statuses.get(500) ?? 0, 0, `uid ${u.creds.uid} got a 500`);
     assert.ok(syncAcked > 0 && asyncAcked > 0);
     assert.equal(syncLost, 0, 'a synchronous node loses no acknowledged write');
+  });
+
+  it('a gateway killed right after acknowledging a write: the next gateway to see the user brings the replica up to date (the lost replication queue costs nothing once the user comes back)', async () => {
+    const alive = ['a', 'b', 'c'].filter((n) => nodeStateCache.get(n) !== 'dead');
+    assert.ok(alive.length >= 2, `two live nodes left: ${alive.join(',')}`);
+    for (const n of alive) await admin('POST', `/nodes/${n}/up`);
+    let u: User | undefined;
+    for (let i = 0; i < 6 && !u; i++) {
+      const candidate = await addUser('crash');
+      if (alive.includes(candidate.node) && alive.includes(candidate.replica)) u = candidate;
+    }
+    assert.ok(u, 'a user placed on two live nodes');
+    const replica = new URL(nodes.get(u.replica)?.url as string);
+    const onReplica = async () =>
+      (
+        await fetch(`${replica.origin}/sync_${u.creds.uid}/${encodeURIComponent('r:history:before-crash')}`, {
+          headers: { Authorization: `Basic ${Buffer.from(`${replica.username}:${decodeURIComponent(replica.password)}`).toString('base64')}` },
+        })
+      ).status === 200;
+    const gw = gws[1] as GatewayProcess;
+    const client = new SyncClient({ ...u.creds, api_endpoint: `${gw.url}/1.5/${u.creds.uid}` });
+    assert.equal((await client.put('/storage/history/before-crash', { payload: 'x' })).status, 200);
+    await gw.kill('SIGKILL'); // its replication was due 3 s later
+    await sleep(5000);
+    assert.equal(await onReplica(), false, 'the replication died with the gateway');
+    const again = await spawnGateway(gatewayEnv);
+    again.child.stdout?.on('data', (d) => (log += String(d)));
+    gws[1] = again;
+    const back = new SyncClient({ ...u.creds, api_endpoint: `${again.url}/1.5/${u.creds.uid}` });
+    assert.equal((await back.get('/info/collections')).status, 200);
+    for (let i = 0; i < 100 && !(await onReplica()); i++) await sleep(100);
+    assert.equal(await onReplica(), true, 'a read on the new gateway brought the replica up to date');
   });
 });
