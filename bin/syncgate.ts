@@ -233,9 +233,17 @@ node
     if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
     return n;
   })
+  .option('--synchronous', "acknowledge writes only once the replica has them (default: the operator's setting)")
   .option(...serverOption)
-  .action((name: string, opts: { operator: string; url: string; capacity: number; weight?: number; server?: string }) =>
-    adminCall('POST', '/nodes', opts, { name, operator: opts.operator, url: opts.url, capacity: opts.capacity, ...(opts.weight === undefined ? {} : { weight: opts.weight }) }),
+  .action((name: string, opts: { operator: string; url: string; capacity: number; weight?: number; synchronous?: boolean; server?: string }) =>
+    adminCall('POST', '/nodes', opts, {
+      name,
+      operator: opts.operator,
+      url: opts.url,
+      capacity: opts.capacity,
+      ...(opts.weight === undefined ? {} : { weight: opts.weight }),
+      ...(opts.synchronous ? { synchronous: true } : {}),
+    }),
   );
 node
   .command('list')

@@ -68,7 +68,8 @@ export class NodeAdmin {
     return this.db.range<OperatorDoc>('operator:', 'operator:\ufff0');
   }
 
-  async addNode(input: { name: string; operator: string; url: string; capacity: number; weight?: number }): Promise<NodeView> {
+  /** `synchronous` overrides the operator's durability mode for this node. */
+  async addNode(input: { name: string; operator: string; url: string; capacity: number; weight?: number; synchronous?: boolean }): Promise<NodeView> {
     const { name, operator, capacity } = input;
     const weight = input.weight ?? 1;
     if (!NAME.test(name)) throw new AdminError(400, 'a node name is 1-64 of a-z 0-9 _ . - (starting with a letter or digit)');
@@ -99,7 +100,7 @@ export class NodeAdmin {
       assigned: 0,
       downed: false,
       draining: false,
-      synchronous: op.synchronous,
+      synchronous: input.synchronous ?? op.synchronous,
       createdAt: Date.now(),
     };
     if (split.credentials) doc.credentials = await this.secrets.seal(split.credentials);

@@ -1,10 +1,10 @@
 // The one place where failures become protocol responses (spec 6): status, the legacy Weave
 // error number as the body, and headers. Nothing else of an error (message, stack, a Couch
 // body) ever reaches a client.
-import { CouchError } from '../storage/couch/couch-client.js';
 import type Koa from 'koa';
 import { isSyncError, SyncError, TokenError, type SyncErrorCode, type TokenErrorCode } from '../common/errors.js';
 import { formatSeconds } from '../common/timestamps.js';
+import { CouchError } from '../storage/couch/couch-client.js';
 
 export interface CatalogEntry {
   status: number;

@@ -77,6 +77,10 @@ export function adminRouter(admin: NodeAdmin, token: string, replication?: Repli
       if (typeof b.weight !== 'number') throw new AdminError(400, 'weight must be a number');
       input.weight = b.weight;
     }
+    if (b.synchronous !== undefined) {
+      if (typeof b.synchronous !== 'boolean') throw new AdminError(400, 'synchronous must be true or false');
+      input.synchronous = b.synchronous;
+    }
     json(ctx, 201, await admin.addNode(input));
   });
   for (const state of ['drain', 'down', 'up'] as const) {

@@ -180,6 +180,17 @@ describe('operators and nodes (admin API, placement, routing)', function () {
     assert.equal((await client.get('/storage/tabs/t')).status, 200);
   });
 
+  it('a node can be synchronous on its own (overriding its operator); a non-boolean is refused', async () => {
+    const bad = await admin('POST', '/nodes', { name: 'strict', operator: 'alpha', url: couchA.url, capacity: 1, weight: 0, synchronous: 'yes' });
+    assert.equal(bad.status, 400);
+    const made = await admin('POST', '/nodes', { name: 'strict', operator: 'alpha', url: couchA.url, capacity: 1, weight: 0, synchronous: true });
+    assert.equal(made.status, 201, made.text);
+    assert.equal(made.json().synchronous, true);
+    assert.equal((await admin('GET', '/operators')).json().find((o: { name: string }) => o.name === 'alpha').synchronous, false);
+    assert.equal((await admin('GET', '/nodes')).json().find((n: { name: string }) => n.name === 'strict').synchronous, true);
+    assert.equal((await admin('DELETE', '/nodes/strict')).status, 200);
+  });
+
   it('a node that holds users cannot be removed; an empty one can', async () => {
     const refused = await admin('DELETE', '/nodes/a1');
     assert.equal(refused.status, 409);
