@@ -1,23 +1,21 @@
-// Runs pouchdb-server (argv as for its own bin) with one bug of its validation plugin fixed.
+// Runs pouchdb-server (argv as for its own bin) with two of its bugs fixed, each by patching
+// one line of a module before pouchdb-server loads it. Apache CouchDB has neither bug; these
+// only keep the test nodes alive and faithful under replication.
 //
-// pouchdb-validation overwrites every incoming document's `_revisions` with the stored one's
-// before it calls validate_doc_update. For a replicated write (`new_edits: false`) that throws
-// away the revision history the replicator sent, and the document is silently not stored:
-// replication into any database with a validate_doc_update (every user database) would lose
-// data. Apache CouchDB keeps the history; so does this patched copy of the plugin, loaded in
-// place of the original before express-pouchdb asks for it.
+// 1. pouchdb-validation overwrites every incoming document's `_revisions` with the stored
+//    one's before it calls validate_doc_update. For a replicated write (`new_edits: false`)
+//    that throws away the revision history the replicator sent, and the document is silently
+//    not stored: replication into any user database (they all have a validate_doc_update)
+//    would lose data.
+// 2. pouchdb-core's changes feed crashes the whole server (an uncaught TypeError) when the
+//    winning revision of a document has no stored body, which replicated revision trees can
+//    produce under concurrent writes; the change is reported from the document's metadata.
 import { readFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const serverMain = require.resolve('pouchdb-server/lib/index.js');
-const fromServer = createRequire(require.resolve('express-pouchdb/package.json', { paths: [serverMain] }));
-const pluginPath = fromServer.resolve('pouchdb-validation');
-
-const BUGGY = 'newDoc._revisions = (oldDoc || {})._revisions;';
-const source = readFileSync(pluginPath, 'utf8');
-if (!source.includes(BUGGY)) throw new Error(`pouchdb-validation changed: ${pluginPath} no longer has the line this launcher patches`);
-const patched = source.replace(BUGGY, 'if (!newDoc._revisions) newDoc._revisions = (oldDoc || {})._revisions;');
+const fromExpress = createRequire(require.resolve('express-pouchdb/package.json', { paths: [serverMain] }));
 
 type CompilableModule = Module & { _compile(code: string, filename: string): void; filename: string; paths: string[]; loaded: boolean };
 const ModuleCtor = Module as unknown as {
@@ -25,11 +23,27 @@ const ModuleCtor = Module as unknown as {
   _nodeModulePaths(dir: string): string[];
   _cache: Record<string, Module>;
 };
-const m = new ModuleCtor(pluginPath);
-m.filename = pluginPath;
-m.paths = ModuleCtor._nodeModulePaths(pluginPath.replace(/[/\\][^/\\]*$/, ''));
-m._compile(patched, pluginPath);
-m.loaded = true;
-ModuleCtor._cache[pluginPath] = m;
+
+function patch(path: string, buggy: string, fixed: string): void {
+  const source = readFileSync(path, 'utf8');
+  if (!source.includes(buggy)) throw new Error(`${path} changed: it no longer has the line this launcher patches`);
+  const m = new ModuleCtor(path);
+  m.filename = path;
+  m.paths = ModuleCtor._nodeModulePaths(path.replace(/[/\\][^/\\]*$/, ''));
+  m._compile(source.replace(buggy, fixed), path);
+  m.loaded = true;
+  ModuleCtor._cache[path] = m;
+}
+
+patch(
+  fromExpress.resolve('pouchdb-validation'),
+  'newDoc._revisions = (oldDoc || {})._revisions;',
+  'if (!newDoc._revisions) newDoc._revisions = (oldDoc || {})._revisions;',
+);
+patch(
+  fromExpress.resolve('pouchdb-core'),
+  'var changeList = [{rev: doc._rev}];',
+  'if (!doc) doc = {_id: metadata.id, _rev: pouchdbMerge.winningRev(metadata)};\n  var changeList = [{rev: doc._rev}];',
+);
 
 require(serverMain);
