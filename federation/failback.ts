@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { NodeStores } from './node-stores.js';
 import { replicateUser } from './replicator.js';
-import type { NodeDoc, Registry } from './registry.js';
+import type { NodeDoc, Registry, UidDoc } from './registry.js';
 
 export interface FailbackOptions {
   owner: string;
@@ -33,6 +33,8 @@ export interface FailbackReport {
   skipped: number;
   ms: number;
 }
+
+const uidOf = (placed: UidDoc): string => placed._id.slice('uid:'.length);
 
 export class Failback {
   private running: Promise<unknown> | undefined;
@@ -50,13 +52,18 @@ export class Failback {
     return this.running;
   }
 
+  /** Answers again, has users to merge back, and no other gateway holds a live lease on it. */
+  private mergeable(n: NodeDoc): boolean {
+    if (!n.needsMerge || n.downed || n.failedAt !== undefined) return false;
+    return !(n.merging && n.merging.until > Date.now() && n.merging.owner !== this.opts.owner);
+  }
+
   private async once(): Promise<void> {
     for (const n of this.registry.allNodes()) {
       // Left by a gateway that died in the switch: nothing is merging any more.
       if (n.switchingSince !== undefined && !(n.merging && n.merging.until > Date.now())) await this.clearSwitch(n.name);
-      if (!n.needsMerge || n.downed || n.failedAt !== undefined) continue;
-      if (n.merging && n.merging.until > Date.now() && n.merging.owner !== this.opts.owner) continue;
-      if (!(await this.claim(n.name))) continue;
+      // The cached view first: a claim costs a registry read and write.
+      if (!this.mergeable(n) || !(await this.claim(n.name))) continue;
       try {
         const report = await this.mergeNode(n.name);
         this.logger.info({ failback: report }, 'node merged back and served again');
@@ -70,11 +77,7 @@ export class Failback {
   private claim(node: string): Promise<NodeDoc | undefined> {
     const owner = this.opts.owner;
     return this.registry
-      .updateNode(node, (n) => {
-        if (!n.needsMerge || n.downed || n.failedAt !== undefined) return undefined;
-        if (n.merging && n.merging.until > Date.now() && n.merging.owner !== owner) return undefined;
-        return { ...n, merging: { owner, until: Date.now() + this.opts.leaseMs } };
-      })
+      .updateNode(node, (n) => (this.mergeable(n) ? { ...n, merging: { owner, until: Date.now() + this.opts.leaseMs } } : undefined))
       .then((n) => (n?.merging?.owner === owner && n.needsMerge ? n : undefined));
   }
 
@@ -116,7 +119,7 @@ export class Failback {
         report.skipped++;
         continue;
       }
-      report.restamped += await this.mergeUser(String(Number(placed._id.slice(4))), node, other);
+      report.restamped += await this.mergeUser(uidOf(placed), node, other);
       report.users++;
       if (Date.now() - renewed > this.opts.leaseMs / 3) {
         renewed = Date.now();
@@ -128,7 +131,7 @@ export class Failback {
       await new Promise((r) => setTimeout(r, this.opts.propagationMs));
       for await (const placed of this.registry.uidsOn(node)) {
         if (placed.node !== node || placed.replica === undefined || !this.nodes.serves(placed.replica)) continue;
-        report.restamped += await this.mergeUser(String(Number(placed._id.slice(4))), placed.replica, node);
+        report.restamped += await this.mergeUser(uidOf(placed), placed.replica, node);
       }
       if (!(await this.release(node, true))) throw new Error('node went out again during failback');
     } finally {

@@ -63,6 +63,13 @@ export class NodeStores {
     return servable(this.registry.node(name)) && !this.isTripped(name);
   }
 
+  /** Whether replication may write to the node: alive, though perhaps not yet merged back. */
+  reachable(name: string): boolean {
+    if (name === DEFAULT_NODE) return true;
+    const n = this.registry.node(name);
+    return n !== undefined && !n.downed && n.failedAt === undefined && !this.isTripped(name);
+  }
+
   async route(uid: string): Promise<Route> {
     const placed = await this.registry.placement(Number(uid));
     const primary = placed?.node ?? DEFAULT_NODE;

@@ -279,7 +279,7 @@ export class Registry {
         capacity: n.capacity,
         assigned: n.assigned ?? 0,
         weight: n.weight ?? 1,
-        active: !n.downed && !n.draining && n.failedAt === undefined && !n.needsMerge,
+        active: servable(n) && !n.draining,
       })),
       email,
     );

@@ -74,7 +74,6 @@ export class Replicator {
   private completed = 0;
   private failed = 0;
   private dropped = 0;
-  private readonly idle = new Set<() => void>();
 
   constructor(private readonly opts: ReplicatorOptions) {}
 
@@ -163,25 +162,12 @@ export class Replicator {
       }
     } finally {
       this.running.delete(job.uid);
-      if (this.jobs.size === 0 && this.running.size === 0) for (const f of this.idle) f();
     }
   }
 
   private recordLag(ms: number): void {
     this.lags.push(ms);
     if (this.lags.length > LAG_SAMPLES) this.lags.splice(0, this.lags.length - LAG_SAMPLES);
-  }
-
-  /** Resolves when nothing is queued or running (tests, shutdown). */
-  drained(): Promise<void> {
-    if (this.jobs.size === 0 && this.running.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.idle.delete(done);
-        resolve();
-      };
-      this.idle.add(done);
-    });
   }
 
   resetStats(): void {

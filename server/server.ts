@@ -13,7 +13,7 @@ import { NodeSecrets } from '../federation/node-secrets.js';
 import { NodeStores } from '../federation/node-stores.js';
 import { openRegistryDb } from '../federation/registry-db.js';
 import { RoutedStore } from '../federation/routed-store.js';
-import { DEFAULT_NODE, Registry } from '../federation/registry.js';
+import { Registry } from '../federation/registry.js';
 import { CouchBackend } from '../storage/couch/couch-backend.js';
 import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
@@ -85,10 +85,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     delayMs: fed.replicationDelayMs,
     concurrency: fed.replicationConcurrency,
     endpoint: (n) => nodeStores.endpoint(n),
-    reachable: (n) => {
-      const doc = registry.node(n);
-      return n === DEFAULT_NODE || (doc !== undefined && !doc.downed && doc.failedAt === undefined && !health.isTripped(n));
-    },
+    reachable: (n) => nodeStores.reachable(n),
     onError: (err, _uid, from, to) => logger.warn({ err, from, to }, 'replication failed; retried later'),
     onSkipped: (skipped, from, to) => logger.warn({ from, to, skipped: skipped.length, first: skipped[0] }, 'replication: revisions the source could not give'),
   });
