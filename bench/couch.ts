@@ -10,9 +10,10 @@ import { makeToken } from '../server/auth/tokenlib.js';
 import { loadConfig } from '../server/config.js';
 import { createStore } from '../storage/create-store.js';
 import { userDbName } from '../storage/db-name.js';
-import { SyncClient } from '../test/support/client.js';
-import { freePort, stopTestCouch, testCouchUrl } from '../test/support/couch.js';
+import { LeanSyncClient } from './lean-client.js';
+import { freePort, startPouchServer } from '../test/support/couch.js';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -29,6 +30,31 @@ interface Row {
 }
 
 type Op = (client: number) => Promise<unknown>;
+
+/** CPU time in ms of a process: this one, or another by pid (Linux /proc; 0 where unreadable). */
+function cpuMs(pid?: number): number {
+  if (pid === undefined) {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+  try {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU ms per operation of the three processes on one side of a comparison. */
+interface Cpu {
+  gateway: number;
+  couch: number;
+  bench: number;
+}
+const processes: { gateway?: number; couch?: number } = {};
+const cpuNow = (): Cpu => ({ gateway: processes.gateway ? cpuMs(processes.gateway) : 0, couch: processes.couch ? cpuMs(processes.couch) : 0, bench: cpuMs() });
 
 /**
  * Closed-loop clients; runs at least `seconds` and at least `minOps` operations per client, so
@@ -53,31 +79,47 @@ async function rate(op: Op, concurrency: number, seconds: number, minOps = 2): P
  * Gateway and raw in alternating rounds, so drift of the machine (caches, compaction, other
  * load) falls on both alike instead of on whichever ran first.
  */
-async function compare(gateway: Op, raw: Op, concurrency: number): Promise<{ gateway: number; raw: number }> {
+async function compare(gateway: Op, raw: Op, concurrency: number): Promise<{ gateway: number; raw: number; cpu: { gateway: Cpu; raw: Cpu } }> {
   // Unmeasured: both sides' code is optimised and their caches hot before the first round.
   await rate(gateway, concurrency, 1, 1);
   await rate(raw, concurrency, 1, 1);
-  const g = { done: 0, ms: 0 };
-  const r = { done: 0, ms: 0 };
+  const zero = (): Cpu => ({ gateway: 0, couch: 0, bench: 0 });
+  const g = { done: 0, ms: 0, cpu: zero() };
+  const r = { done: 0, ms: 0, cpu: zero() };
   for (let round = 0; round < ROUNDS; round++) {
     for (const [op, sum] of [[gateway, g], [raw, r]] as const) {
+      const before = cpuNow();
       const one = await rate(op, concurrency, SECONDS / ROUNDS);
+      const after = cpuNow();
       sum.done += one.done;
       sum.ms += one.ms;
+      for (const k of ['gateway', 'couch', 'bench'] as const) sum.cpu[k] += after[k] - before[k];
     }
   }
-  return { gateway: (g.done * 1000) / g.ms, raw: (r.done * 1000) / r.ms };
+  const perOp = (s: typeof g): Cpu => ({ gateway: s.cpu.gateway / s.done, couch: s.cpu.couch / s.done, bench: s.cpu.bench / s.done });
+  return { gateway: (g.done * 1000) / g.ms, raw: (r.done * 1000) / r.ms, cpu: { gateway: perOp(g), raw: perOp(r) } };
 }
 
-const expect = async (p: Promise<{ status: number; text: string }>, status: number) => {
+// Every read of the gateway asks for _conflicts (replication may bring some), so the raw
+// calls do too: the same requests, on the same documents.
+const READ = { conflicts: true };
+
+const expect = async <R extends { status: number; text: string }>(p: Promise<R>, status: number): Promise<R> => {
   const r = await p;
   if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${r.text.slice(0, 100)}`);
   return r;
 };
 
 export async function benchCouch(): Promise<number> {
-  const couchUrl = await testCouchUrl();
-  const levels = (process.env.BENCH_USERS ?? (process.env.COUCH_URL ? '100,1000,10000' : '100,1000')).split(',').map(Number);
+  // BENCH_USERS: the numbers of user databases on the node. Without COUCH_URL the node is a
+  // pouchdb-server of the bench's own, on disk (leveldb). pouchdb-server never closes a
+  // database and each open one holds four file descriptors, so past 4,000 users it would
+  // exceed this machine's hard limit of 20,000: those runs put the node in memory (memdown),
+  // all levels alike, so that the levels stay comparable. BENCH_COUCH=disk|memory overrides.
+  const levels = (process.env.BENCH_USERS ?? '100,1000').split(',').map(Number);
+  const inMemory = (process.env.BENCH_COUCH ?? (Math.max(...levels) > 4000 ? 'memory' : 'disk')) === 'memory';
+  const own = process.env.COUCH_URL ? undefined : await startPouchServer({ inMemory });
+  const couchUrl = process.env.COUCH_URL ?? own!.url;
   const secret = randomBytes(24).toString('hex');
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-bench-'));
   const base = randomInt(1_000_000, 1_000_000_000); // fresh uids, also on a Couch that keeps data
@@ -107,7 +149,9 @@ export async function benchCouch(): Promise<number> {
   // Logs go to /dev/null, not into this process: the gateway still formats and writes every
   // line, but the load generator does not spend its CPU reading them.
   const port = await freePort();
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/syncgate.js', import.meta.url)), 'serve'], {
+  // BENCH_GATEWAY_NODE_ARGS: node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeArgs = process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, fileURLToPath(new URL('../bin/syncgate.js', import.meta.url)), 'serve'], {
     env: {
       ...process.env,
       SYNCGATE_DATA: dir,
@@ -121,6 +165,8 @@ export async function benchCouch(): Promise<number> {
     },
     stdio: 'ignore',
   });
+  processes.gateway = child.pid;
+  processes.couch = own?.pid;
   const gw = { url: `http://127.0.0.1:${port}` };
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}`);
@@ -128,12 +174,12 @@ export async function benchCouch(): Promise<number> {
     if (i > 300) throw new Error('the gateway did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
-  const clients = new Map<number, SyncClient>();
+  const clients = new Map<number, LeanSyncClient>();
   const client = (uid: number) => {
     let c = clients.get(uid);
     if (!c) {
       const t = makeToken(secret, { uid, node: gw.url, expires: Math.floor(Date.now() / 1000) + 86400 });
-      clients.set(uid, (c = new SyncClient({ id: t.id, key: t.key, uid, api_endpoint: `${gw.url}/1.5/${uid}` })));
+      clients.set(uid, (c = new LeanSyncClient({ id: t.id, key: t.key, api_endpoint: `${gw.url}/1.5/${uid}` })));
     }
     return c;
   };
@@ -141,15 +187,27 @@ export async function benchCouch(): Promise<number> {
   const raw = (uid: number) => couch.use<any>(userDbName(String(uid)));
 
   const rows: Row[] = [];
+  // BENCH_PATHS: only the paths whose name contains one of these (comma-separated).
+  const only = process.env.BENCH_PATHS?.split(',');
   const measure = async (path: string, users: number, concurrency: number, gateway: Op, rawOp: Op) => {
-    const { gateway: g, raw: r } = await compare(gateway, rawOp, concurrency);
+    if (only && !only.some((p) => path.includes(p))) return;
+    const { gateway: g, raw: r, cpu } = await compare(gateway, rawOp, concurrency);
     rows.push({ path, users, concurrency, gateway: g, raw: r });
     const ratio = r / g;
-    console.log(`${path.padEnd(44)} ${String(users).padStart(6)} ${String(concurrency).padStart(4)} ${g.toFixed(0).padStart(9)} ${r.toFixed(0).padStart(9)} ${ratio.toFixed(2).padStart(7)}`);
+    const ms = (n: number) => n.toFixed(2).padStart(6);
+    console.log(
+      `${path.padEnd(44)} ${String(users).padStart(6)} ${String(concurrency).padStart(4)} ${g.toFixed(0).padStart(9)} ${r.toFixed(0).padStart(9)} ${ratio.toFixed(2).padStart(7)}` +
+        `   ${ms(cpu.gateway.gateway)} ${ms(cpu.gateway.couch)} ${ms(cpu.raw.couch)} ${ms(cpu.gateway.bench)} ${ms(cpu.raw.bench)}`,
+    );
   };
 
-  console.log(`\nCouch: ${couchUrl.replace(/\/\/[^@]*@/, '//')}; ${HOT} users with ${RECORDS + 100} records; ${SECONDS} s per measurement, gateway and raw alternating in ${ROUNDS} rounds`);
-  console.log(`${'path'.padEnd(44)} ${'users'.padStart(6)} ${'conc'.padStart(4)} ${'gateway/s'.padStart(9)} ${'raw/s'.padStart(9)} ${'g/r'.padStart(7)}`);
+  const kind = own ? `pouchdb-server ${inMemory ? 'in memory' : 'on disk (leveldb)'}` : 'COUCH_URL';
+  console.log(`\nCouch: ${kind} at ${couchUrl.replace(/\/\/[^@]*@/, '//')}; ${HOT} users with ${RECORDS + 100} records; ${SECONDS} s per measurement, gateway and raw alternating in ${ROUNDS} rounds`);
+  console.log(`CPU ms per request: gw = the gateway process; couch(g), couch(r) = the Couch process on the gateway and the raw side; bench(g), bench(r) = this load generator`);
+  console.log(
+    `${'path'.padEnd(44)} ${'users'.padStart(6)} ${'conc'.padStart(4)} ${'gateway/s'.padStart(9)} ${'raw/s'.padStart(9)} ${'g/r'.padStart(7)}` +
+      `   ${'gw'.padStart(6)} ${'couch(g)'.padStart(6)} ${'couch(r)'.padStart(6)} ${'bench(g)'.padStart(6)} ${'bench(r)'.padStart(6)}`,
+  );
   let populated = HOT;
   for (const users of levels) {
     // Grow the node to `users` databases: the rest are small users with meta/global only.
@@ -160,6 +218,13 @@ export async function benchCouch(): Promise<number> {
       }),
     );
     populated = Math.max(populated, users);
+    const rss = (pid?: number) => {
+      try {
+        return `${(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024).toFixed(0)} MB`;
+      } catch {
+        return '?';
+      }
+    };
     const all = uids(users);
     const hot = uids(HOT);
     const pick = (list: number[], c: number, n: number) => list[(c + n * 7919) % list.length] as number;
@@ -173,21 +238,29 @@ export async function benchCouch(): Promise<number> {
         }
       }),
     );
+    if (users === levels[0]) {
+      // The gateway's hot code optimised before the first measurement, not during it (the
+      // first path measured read up to 1.9 ms of gateway CPU per request, the same path
+      // later 0.9-1.0).
+      let w = 0;
+      await rate((c) => (w++ % 2 ? expect(client(pick(all, c, w)).get('/storage/meta/global'), 200) : expect(client(pick(all, c, w)).get('/info/collections'), 200)), 16, 5, 1);
+    }
+    console.log(`(${users} user databases on the node, each touched once; resident memory: gateway ${rss(child.pid)}, Couch ${rss(own?.pid)})`);
     for (const concurrency of [16, 64]) {
       let n = 0;
       const spread = (c: number) => pick(all, c, n++);
       const storage = new Map<number, string>();
       for (const uid of all.slice(0, 200)) storage.set(uid, (await client(uid).get('/info/collections')).header('x-last-modified') as string);
-      await measure('GET info/collections', users, concurrency, (c) => expect(client(spread(c)).get('/info/collections'), 200), (c) => raw(spread(c)).get('state'));
+      await measure('GET info/collections', users, concurrency, (c) => expect(client(spread(c)).get('/info/collections'), 200), (c) => raw(spread(c)).get('state', READ));
       const known = all.slice(0, 200);
       await measure('GET info/collections, 304', users, concurrency, (c) => {
         const uid = pick(known, c, n++);
         return expect(client(uid).get('/info/collections', { 'X-If-Modified-Since': storage.get(uid) as string }), 304);
-      }, (c) => raw(pick(known, c, n++)).get('state'));
+      }, (c) => raw(pick(known, c, n++)).get('state', READ));
       await measure('GET storage/meta/global', users, concurrency, (c) => expect(client(spread(c)).get('/storage/meta/global'), 200), async (c) => {
         const db = raw(spread(c));
-        await db.get('state');
-        return db.get('r:meta:global');
+        await db.get('state', READ);
+        return db.get('r:meta:global', READ);
       });
       const hotOf = (c: number) => hot[c % HOT] as number;
       await measure('GET storage/history?newer=&full=1&limit=100', users, concurrency, (c) => {
@@ -196,8 +269,8 @@ export async function benchCouch(): Promise<number> {
       }, async (c) => {
         const uid = hotOf(c);
         const db = raw(uid);
-        await db.get('state');
-        return db.fetch({ keys: newest.get(uid)!.map((id) => `r:history:${id}`) });
+        await db.get('state', READ);
+        return db.fetch({ keys: newest.get(uid)!.map((id) => `r:history:${id}`) }, READ);
       });
       const tabs = Array.from({ length: 100 }, (_, j) => ({ id: `t${j}`, payload: 'z'.repeat(450) }));
       await measure('POST storage/tabs (100 records)', users, concurrency, (c) => expect(client(hotOf(c)).post('/storage/tabs', tabs), 200), (c) => rawPost(raw(hotOf(c)), tabs));
@@ -211,14 +284,10 @@ export async function benchCouch(): Promise<number> {
       }, (c) => rawBatch(raw(hotOf(c)), tabs));
     }
   }
-  const skipped = process.env.COUCH_URL ? [] : [10000];
-  for (const users of skipped) {
-    console.log(`(${users} users: not measured on pouchdb-server, which holds every database open (~5 GB per 1,000); set COUCH_URL to an Apache CouchDB)`);
-  }
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   await store.close();
-  await stopTestCouch();
+  await own?.stop();
   await rm(dir, { recursive: true, force: true });
 
   // How cost grows with users: the same path at the smallest and largest level, concurrency 16.
@@ -227,16 +296,16 @@ export async function benchCouch(): Promise<number> {
   for (const path of [...new Set(rows.map((r) => r.path))]) {
     const a = rows.find((r) => r.path === path && r.users === first && r.concurrency === 16);
     const b = rows.find((r) => r.path === path && r.users === last && r.concurrency === 16);
-    if (a && b) console.log(`gateway ${path}: ${first} -> ${last} users: ${(b.gateway / a.gateway).toFixed(2)}x the throughput`);
+    if (a && b) console.log(`${path}: ${first} -> ${last} users: gateway ${(b.gateway / a.gateway).toFixed(2)}x, raw ${(b.raw / a.raw).toFixed(2)}x the throughput`);
   }
   return Math.max(...rows.map((r) => r.raw / r.gateway));
 }
 
 /** What a non-batch POST costs in Couch calls under syncgate's model (user-db.ts commit). */
 async function rawPost(db: nano.DocumentScope<any>, records: Array<{ id: string; payload: string }>): Promise<void> {
-  const state = await db.get('state');
+  const state = await db.get('state', READ);
   const ids = records.map((r) => `r:tabs:${r.id}`);
-  const existing = await db.fetch({ keys: ids });
+  const existing = await db.fetch({ keys: ids }, READ);
   const revs = new Map(existing.rows.flatMap((r: any) => (r.doc ? [[r.id, r.doc._rev]] : [])));
   const T = Math.max(Date.now() - (Date.now() % 10), state.storage + 10);
   const claimed = await db.insert({ ...state, pending: { T, collection: 'tabs', owner: 'raw', lease: Date.now() + 10000, op: { kind: 'write', records } } });
@@ -250,21 +319,21 @@ async function rawPost(db: nano.DocumentScope<any>, records: Array<{ id: string;
 async function rawBatch(db: nano.DocumentScope<any>, records: Array<{ id: string; payload: string }>): Promise<void> {
   const id = randomBytes(16).toString('base64url');
   const parts = [records.slice(0, 30), records.slice(30, 60), records.slice(60, 90), records.slice(90)];
-  let state = await db.get('state');
+  let state = await db.get('state', READ);
   await db.insert({ _id: `q:${id}:000000`, records: parts[0] });
   let batch = await db.insert({ _id: `b:${id}`, collection: 'forms', created: state.storage + 10, expires: Date.now() + 7200000, chunks: 1, records: 30, bytes: 0 });
   for (const n of [1, 2, 3]) {
-    state = await db.get('state');
-    const doc = await db.get(`b:${id}`);
+    state = await db.get('state', READ);
+    const doc = await db.get(`b:${id}`, READ);
     batch = await db.insert({ ...doc, _rev: batch.rev, chunks: n + 1 });
     await db.insert({ _id: `q:${id}:00000${n}`, records: parts[n] });
   }
   const T = Math.max(Date.now() - (Date.now() % 10), state.storage + 10);
   const claimed = await db.insert({ ...state, pending: { T, collection: 'forms', owner: 'raw', lease: Date.now() + 10000, op: { kind: 'commit', batch: id } } });
-  await db.get(`b:${id}`);
-  const chunks = await db.list({ startkey: `q:${id}:`, endkey: `q:${id}:\uffff`, include_docs: true });
+  await db.get(`b:${id}`, READ);
+  const chunks = await db.list({ startkey: `q:${id}:`, endkey: `q:${id}:\uffff`, include_docs: true, conflicts: true });
   const ids = records.map((r) => `r:forms:${r.id}`);
-  const existing = await db.fetch({ keys: ids });
+  const existing = await db.fetch({ keys: ids }, READ);
   const revs = new Map(existing.rows.flatMap((r: any) => (r.doc ? [[r.id, r.doc._rev]] : [])));
   await db.bulk({ docs: records.map((r) => ({ _id: `r:forms:${r.id}`, _rev: revs.get(`r:forms:${r.id}`), c: 'forms', i: r.id, w: T, m: T, p: r.payload, n: 450 })) });
   await db.bulk({ docs: chunks.rows.map((r: any) => ({ _id: r.id, _rev: r.value.rev, _deleted: true })) });

@@ -45,6 +45,8 @@ export async function freePort(): Promise<number> {
 /** A pouchdb-server the test can kill hard and start again on the same port and folder. */
 export interface PouchServer extends RunningCouch {
   port: number;
+  /** Its process id while it runs (the benchmark reads its CPU time and memory). */
+  readonly pid: number | undefined;
   /** SIGKILL: no flush, no goodbye, as a node that dies. */
   kill(): Promise<void>;
   /** Starts it again on the same port and data folder (its admin user is kept there). */
@@ -52,7 +54,7 @@ export interface PouchServer extends RunningCouch {
 }
 
 /** Another Couch of its own (a pouchdb-server), for tests that need several nodes. */
-export async function startPouchServer(): Promise<PouchServer> {
+export async function startPouchServer(opts: { inMemory?: boolean } = {}): Promise<PouchServer> {
   // Its launcher fixes the validation plugin so replicated writes are stored (see there).
   const main = fileURLToPath(new URL('./pouch-server-main.js', import.meta.url));
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-couch-'));
@@ -62,7 +64,8 @@ export async function startPouchServer(): Promise<PouchServer> {
   const base = `http://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   const launch = async () => {
-    const c = spawn(process.execPath, [main, '-p', String(port), '-o', '127.0.0.1', '-d', dir, '-c', join(dir, 'config.json'), '-n'], {
+    const args = [main, '-p', String(port), '-o', '127.0.0.1', '-d', dir, '-c', join(dir, 'config.json'), '-n', ...(opts.inMemory ? ['--in-memory'] : [])];
+    const c = spawn(process.execPath, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child = c;
@@ -100,6 +103,9 @@ export async function startPouchServer(): Promise<PouchServer> {
   return {
     url: `http://admin:${password}@127.0.0.1:${port}`,
     port,
+    get pid() {
+      return child?.pid;
+    },
     kill,
     restart: async () => {
       await kill();
