@@ -47,6 +47,15 @@ function cpuMs(pid?: number): number {
   }
 }
 
+/** Resident memory of a process, for the table's notes ('?' where unreadable). */
+function rss(pid?: number): string {
+  try {
+    return `${(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024).toFixed(0)} MB`;
+  } catch {
+    return '?';
+  }
+}
+
 /** CPU ms per operation of the three processes on one side of a comparison. */
 interface Cpu {
   gateway: number;
@@ -218,13 +227,6 @@ export async function benchCouch(): Promise<number> {
       }),
     );
     populated = Math.max(populated, users);
-    const rss = (pid?: number) => {
-      try {
-        return `${(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024).toFixed(0)} MB`;
-      } catch {
-        return '?';
-      }
-    };
     const all = uids(users);
     const hot = uids(HOT);
     const pick = (list: number[], c: number, n: number) => list[(c + n * 7919) % list.length] as number;
