@@ -29,6 +29,9 @@ import { purgeSlice } from './purge.js';
 
 const WRITE_ATTEMPTS = 20;
 /** After a lost compare-and-swap: a jittered, growing pause so racing gateways interleave. */
+/** Users a sweep purges only because this gateway never did (see SyncStore.purge). */
+export const FIRST_PURGES_PER_SWEEP = 100;
+
 const backoff = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 const BATCH_ID = /^[A-Za-z0-9_-]{22}$/;
 
@@ -212,7 +215,7 @@ export class SyncStore implements Store {
       this.checkTotals(0, 0, input.records);
       await this.checkQuota(u, s, inputBytes(input.records));
       const id = randomBytes(16).toString('base64url');
-      u.purgedRev = undefined; // a batch may die unused: a purge has work again
+      u.purgeAgain(); // a batch may die unused
       if (input.records.length > 0) {
         const chunk: ChunkDoc = { _id: chunkId(id, 0), records: input.records };
         await u.db.put(chunk);
@@ -238,7 +241,7 @@ export class SyncStore implements Store {
       const lastModified = s.collections[collection] ?? 0;
       checkPreconditions(lastModified, pre, false);
       const doc = await this.openBatchDoc(u, s, collection, batch);
-      u.purgedRev = undefined; // staged chunks die with the batch: a purge has work again
+      u.purgeAgain(); // staged chunks die with the batch
       await this.stage(u, s, doc, input.records);
       return { batch, lastModified, success: input.records.map((r) => r.id), failed: input.failed };
     });
@@ -405,13 +408,22 @@ export class SyncStore implements Store {
     return this.pool.destroy(uid);
   }
 
-  /** One slice of background purging for every open user; returns documents removed. */
-  async purge(now = Date.now()): Promise<number> {
+  /**
+   * One slice of background purging for every open user that may have something to purge;
+   * returns documents removed. Of the users due only because this gateway never purged them
+   * (every user it opened since it started), at most `firstPurges` per sweep.
+   */
+  async purge(now = Date.now(), firstPurges = FIRST_PURGES_PER_SWEEP): Promise<number> {
     let removed = 0;
+    let first = 0;
     for (const uid of this.pool.openUsers()) {
       // Idle users cost no request: with many users open, a sweep that read every one of them
       // every interval was a background load growing with the number of users.
-      if (!(await this.pool.peek(uid))?.purgeDue(now)) continue;
+      const u = await this.pool.peek(uid);
+      if (!u?.purgeDue(now)) continue;
+      // A gateway that has just opened 10,000 users would otherwise read all of them in its
+      // next sweep: four Couch requests each, measured as load beside the requests it serves.
+      if (u.neverPurgedOnly() && first++ >= firstPurges) continue;
       // Closed (or destroyed) since the list was taken: reading it would open it again.
       if (!this.pool.isOpen(uid)) continue;
       removed += await this.read(uid, async (u, s) => purgeSlice(u, s, now));

@@ -84,8 +84,25 @@ export class UserDb {
   /** _rev of the state this gateway last read; and the one its last complete purge saw. */
   lastStateRev: string | undefined;
   purgedRev: string | undefined;
+  /** _rev of the first state this gateway read of the user; whether it staged a batch since. */
+  private firstStateRev: string | undefined;
+  private staged = false;
   /** When the earliest open batch seen by the last purge expires. */
   batchExpiry = Infinity;
+
+  /**
+   * Due only because this gateway never purged the user: it has seen no write of theirs, so
+   * any garbage is from before (other gateways purge what they write). The sweep bounds these.
+   */
+  neverPurgedOnly(): boolean {
+    return this.purgedRev === undefined && this.lastStateRev === this.firstStateRev && !this.staged;
+  }
+
+  /** Something was staged that may die unused: a purge has work again. */
+  purgeAgain(): void {
+    this.purgedRev = undefined;
+    this.staged = true;
+  }
 
   /** Whether a purge could find anything: something was written or staged, or a record expired. */
   purgeDue(now: number): boolean {
@@ -119,6 +136,7 @@ export class UserDb {
       if (!p) {
         this.checkDesign(state);
         this.lastStateRev = state._rev;
+        this.firstStateRev ??= state._rev;
         return state;
       }
       if (this.opts.exclusive || p.owner === this.opts.owner || p.lease < Date.now()) {

@@ -82,6 +82,23 @@ describe('background purge of idle users', () => {
     assert.deepEqual(list.items, ['long']);
   });
 
+  it('a gateway that has just opened many users purges at most N of them per sweep, and never holds back a user that wrote', async () => {
+    const users = ['10', '11', '12', '13', '14', '20'];
+    for (const uid of users) await store.post(uid, 'forms', { records: [{ id: 'gone', payload: 'p', ttl: 1 }], failed: {} }, {});
+    await store.close();
+    await sleep(1100);
+    // A new gateway process on the same data: it opens every user by reading them.
+    store = createStore(loadConfig({ SYNCGATE_DATA: dir }), counted(new PouchBackend(dir)).backend);
+    for (const uid of users) await store.info(uid, {});
+    await store.put('20', 'tabs', { id: 'new', payload: 'x' }, {});
+    const sweeps: number[] = [];
+    for (let i = 0; i < 4; i++) sweeps.push(await store.purge(Date.now(), 2));
+    const each = sweeps[2] as number;
+    assert.ok(each > 0, `each user had an expired record to remove: ${sweeps}`);
+    // Users 10 and 11, plus 20 (it wrote here); then 12 and 13; then 14; then nothing.
+    assert.deepEqual(sweeps, [3 * each, 2 * each, each, 0]);
+  });
+
   it('still purges a batch that expires unused', async () => {
     const short = createStore(loadConfig({ SYNCGATE_DATA: join(dir, 'short'), SYNCGATE_BATCH_LIFETIME: '1' }));
     try {
