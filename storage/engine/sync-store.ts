@@ -28,10 +28,9 @@ import { UserPool } from './user-pool.js';
 import { purgeSlice } from './purge.js';
 
 const WRITE_ATTEMPTS = 20;
-/** After a lost compare-and-swap: a jittered, growing pause so racing gateways interleave. */
 /** Users a sweep purges only because this gateway never did (see SyncStore.purge). */
 export const FIRST_PURGES_PER_SWEEP = 100;
-
+/** After a lost compare-and-swap: a jittered, growing pause so racing gateways interleave. */
 const backoff = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 const BATCH_ID = /^[A-Za-z0-9_-]{22}$/;
 
