@@ -62,8 +62,12 @@ interface Cpu {
   couch: number;
   bench: number;
 }
-const processes: { gateway?: number; couch?: number } = {};
-const cpuNow = (): Cpu => ({ gateway: processes.gateway ? cpuMs(processes.gateway) : 0, couch: processes.couch ? cpuMs(processes.couch) : 0, bench: cpuMs() });
+/** The processes whose CPU time is read: the gateway, and the Couch when the bench started it. */
+interface Pids {
+  gateway: number | undefined;
+  couch: number | undefined;
+}
+const cpuNow = (pids: Pids): Cpu => ({ gateway: pids.gateway ? cpuMs(pids.gateway) : 0, couch: pids.couch ? cpuMs(pids.couch) : 0, bench: cpuMs() });
 
 /**
  * Closed-loop clients; runs at least `seconds` and at least `minOps` operations per client, so
@@ -88,7 +92,7 @@ async function rate(op: Op, concurrency: number, seconds: number, minOps = 2): P
  * Gateway and raw in alternating rounds, so drift of the machine (caches, compaction, other
  * load) falls on both alike instead of on whichever ran first.
  */
-async function compare(gateway: Op, raw: Op, concurrency: number): Promise<{ gateway: number; raw: number; cpu: { gateway: Cpu; raw: Cpu } }> {
+async function compare(gateway: Op, raw: Op, concurrency: number, pids: Pids): Promise<{ gateway: number; raw: number; cpu: { gateway: Cpu; raw: Cpu } }> {
   // Unmeasured: both sides' code is optimised and their caches hot before the first round.
   await rate(gateway, concurrency, 1, 1);
   await rate(raw, concurrency, 1, 1);
@@ -97,9 +101,9 @@ async function compare(gateway: Op, raw: Op, concurrency: number): Promise<{ gat
   const r = { done: 0, ms: 0, cpu: zero() };
   for (let round = 0; round < ROUNDS; round++) {
     for (const [op, sum] of [[gateway, g], [raw, r]] as const) {
-      const before = cpuNow();
+      const before = cpuNow(pids);
       const one = await rate(op, concurrency, SECONDS / ROUNDS);
-      const after = cpuNow();
+      const after = cpuNow(pids);
       sum.done += one.done;
       sum.ms += one.ms;
       for (const k of ['gateway', 'couch', 'bench'] as const) sum.cpu[k] += after[k] - before[k];
@@ -174,8 +178,7 @@ export async function benchCouch(): Promise<number> {
     },
     stdio: 'ignore',
   });
-  processes.gateway = child.pid;
-  processes.couch = own?.pid;
+  const pids: Pids = { gateway: child.pid, couch: own?.pid };
   const gw = { url: `http://127.0.0.1:${port}` };
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}`);
@@ -200,7 +203,7 @@ export async function benchCouch(): Promise<number> {
   const only = process.env.BENCH_PATHS?.split(',');
   const measure = async (path: string, users: number, concurrency: number, gateway: Op, rawOp: Op) => {
     if (only && !only.some((p) => path.includes(p))) return;
-    const { gateway: g, raw: r, cpu } = await compare(gateway, rawOp, concurrency);
+    const { gateway: g, raw: r, cpu } = await compare(gateway, rawOp, concurrency, pids);
     rows.push({ path, users, concurrency, gateway: g, raw: r });
     const ratio = r / g;
     const ms = (n: number) => n.toFixed(2).padStart(6);

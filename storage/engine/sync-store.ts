@@ -29,7 +29,7 @@ import { purgeSlice } from './purge.js';
 
 const WRITE_ATTEMPTS = 20;
 /** Users a sweep purges only because this gateway never did (see SyncStore.purge). */
-export const FIRST_PURGES_PER_SWEEP = 100;
+const FIRST_PURGES_PER_SWEEP = 100;
 /** After a lost compare-and-swap: a jittered, growing pause so racing gateways interleave. */
 const backoff = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 const BATCH_ID = /^[A-Za-z0-9_-]{22}$/;
