@@ -39,6 +39,9 @@ program
       process.stderr.write(`syncgate: cannot start: ${e.message}\n`);
       process.exit(1);
     });
+    // A background task that lost its Couch must not take every user down with it: the task
+    // is retried by its own timer; the rejection is logged where operators and tests see it.
+    process.on('unhandledRejection', (reason) => running.logger.error({ err: reason }, 'unhandled rejection'));
     const stop = (signal: string) => {
       running.logger.info({ signal }, 'shutting down');
       running.close().then(

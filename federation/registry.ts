@@ -15,6 +15,7 @@
 // routing needs them on every request.
 import { randomInt } from 'node:crypto';
 import { TokenError } from '../common/errors.js';
+import { couchUnavailable } from '../storage/couch/couch-client.js';
 import type { Doc, DocDb } from '../storage/doc-db.js';
 import { place, type Placement } from './placement.js';
 import { applyDecision, currentRow, decide, type Login, type UserRow } from './user-model.js';
@@ -106,6 +107,8 @@ export interface RegistryOptions {
   /** Poll the _changes feed (other gateways write too); off for the single embedded gateway. */
   followChanges: boolean;
   followIntervalMs?: number;
+  /** The feed could not be read (`err`) or answers again (undefined): logged once per change. */
+  onFollowState?: (err: unknown) => void;
   now?: () => number;
 }
 
@@ -113,6 +116,12 @@ export class Registry {
   private readonly nodes = new Map<string, NodeDoc>();
   /** uid placements; null: not in the registry (tokens of another tokenserver, `syncgate token`). */
   private readonly uids = new Map<number, UidDoc | null>();
+  /**
+   * Accounts as last read or written here, kept fresh by the feed like placements: while the
+   * registry cannot be read, a token request that changes nothing is answered from them.
+   */
+  private readonly users = new Map<string, UserDoc>();
+  private followFailing = false;
   private since: string | number = 0;
   private follower: NodeJS.Timeout | undefined;
   private following: Promise<void> | undefined;
@@ -131,8 +140,15 @@ export class Registry {
     this.since = (await this.db.changes<Doc>('now')).lastSeq;
     for (const node of await this.db.range<NodeDoc>('node:', 'node:\ufff0')) this.observe(node);
     if (this.opts.followChanges) {
+      // A registry that does not answer costs only what needs it: the caches keep serving and
+      // the feed is read again from where it stopped, so nothing is missed once it is back.
       this.follower = setInterval(() => {
-        this.following ??= this.follow().finally(() => (this.following = undefined));
+        this.following ??= this.follow()
+          .then(
+            () => this.followState(undefined),
+            (err: unknown) => this.followState(err),
+          )
+          .finally(() => (this.following = undefined));
       }, this.opts.followIntervalMs ?? 1000);
       this.follower.unref();
     }
@@ -150,6 +166,12 @@ export class Registry {
     this.since = changes.lastSeq;
   }
 
+  private followState(err: unknown): void {
+    if ((err !== undefined) === this.followFailing) return;
+    this.followFailing = err !== undefined;
+    this.opts.onFollowState?.(err);
+  }
+
   private observe(doc: Doc): void {
     if (doc._id.startsWith('node:')) {
       const name = doc._id.slice(5);
@@ -159,7 +181,17 @@ export class Registry {
       const uid = Number(doc._id.slice(4));
       if (doc._deleted) this.uids.delete(uid);
       else if (this.uids.has(uid)) this.uids.set(uid, doc as UidDoc);
+    } else if (doc._id.startsWith('user:')) {
+      const email = doc._id.slice(5);
+      if (doc._deleted) this.users.delete(email);
+      else if (this.users.has(email)) this.users.set(email, doc as UserDoc);
     }
+  }
+
+  private remember(doc: UserDoc): void {
+    this.users.delete(doc.email);
+    this.users.set(doc.email, doc);
+    if (this.users.size > UID_CACHE) this.users.delete(this.users.keys().next().value as string);
   }
 
   private async ensureDefaultNode(): Promise<void> {
@@ -229,17 +261,31 @@ export class Registry {
     return this.db.get<UserDoc>(userId(email));
   }
 
+  /** The account from the registry; while it cannot be read, as last seen here (`stale`). */
+  private async userForLogin(email: string): Promise<{ doc: UserDoc | undefined; stale: boolean }> {
+    try {
+      const doc = await this.user(email);
+      if (doc) this.remember(doc);
+      return { doc, stale: false };
+    } catch (err) {
+      const cached = this.users.get(email);
+      if (!cached || !couchUnavailable(err)) throw err;
+      return { doc: cached, stale: true };
+    }
+  }
+
   /**
    * Applies one token request to the account (spec 9.4) and returns the row whose uid the
    * client gets. Races with other gateways are settled by the user document's _rev.
    */
   async login(email: string, login: Login): Promise<UserRow> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const doc = await this.user(email);
+      const { doc, stale } = await this.userForLogin(email);
       const rows = doc?.rows ?? [];
       // A node that is down or draining keeps its users (spec 9.4); only a removed one loses them.
       const decision = decide(rows, login, (n) => this.nodes.has(n));
       if (decision.kind === 'use' && !decision.changed) return decision.row;
+      if (stale) throw new TokenError('unavailable', 'the registry cannot be written now');
 
       let fresh: UserRow | undefined;
       let target: Placement | undefined;
@@ -256,6 +302,7 @@ export class Registry {
       if (doc?._rev) next._rev = doc._rev;
       const rev = await this.db.put(next);
       if (rev !== 'conflict') {
+        this.remember({ ...next, _rev: rev });
         if (target) await this.count(target, +1);
         return fresh ?? (decision as { row: UserRow }).row;
       }

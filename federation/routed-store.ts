@@ -4,7 +4,7 @@
 // (synchronous nodes). A node that cannot be reached costs the client a 503 with Retry-After,
 // and tells the health monitor.
 import { SyncError } from '../common/errors.js';
-import { CouchError } from '../storage/couch/couch-client.js';
+import { couchUnavailable } from '../storage/couch/couch-client.js';
 import type {
   BatchAccepted,
   Bso,
@@ -28,7 +28,6 @@ export interface RoutedStoreHooks {
   nodeFailed?: (node: string) => void;
 }
 
-const nodeUnreachable = (e: unknown): boolean => e instanceof CouchError && (e.statusCode === 0 || e.statusCode >= 500);
 
 export class RoutedStore implements Store {
   constructor(
@@ -91,7 +90,7 @@ export class RoutedStore implements Store {
   }
 
   private failure(route: Route, e: unknown): unknown {
-    if (!nodeUnreachable(e)) return e;
+    if (!couchUnavailable(e)) return e;
     this.hooks.nodeFailed?.(route.node);
     return new SyncError('unavailable', `node ${route.node} did not answer`, { retryAfter: FAILOVER_RETRY_AFTER, cause: e });
   }

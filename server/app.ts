@@ -1,4 +1,5 @@
 // The Koa application: logging, X-Weave-Timestamp, the error catalog, then the routes.
+import cors from '@koa/cors';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import { formatSeconds, nowMs, parseSeconds } from '../common/timestamps.js';
@@ -38,6 +39,28 @@ const weaveTimestamp: Koa.Middleware = async (ctx, next) => {
   }
 };
 
+/**
+ * CORS as syncstorage-rs answers it (spec 2, step 1): a preflight is answered before routing
+ * and authentication, on any path; any origin may call, since every request carries its own
+ * Hawk or bearer credential and no cookie is ever honoured.
+ */
+const corsPolicy = cors({
+  origin: (ctx) => ctx.get('Origin'),
+  allowMethods: 'DELETE,GET,POST,PUT',
+  maxAge: 1_728_000,
+  exposeHeaders: [
+    'X-Last-Modified',
+    'X-Weave-Timestamp',
+    'X-Weave-Records',
+    'X-Weave-Next-Offset',
+    'X-Weave-Quota-Remaining',
+    'X-Weave-Backoff',
+    'X-Weave-Alert',
+    'Retry-After',
+    'X-Timestamp',
+  ],
+});
+
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = deps.config.trustProxy;
@@ -45,6 +68,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(requestLog(deps.logger, uidHasher(deps.masterSecret)));
   app.use(weaveTimestamp);
   app.use(errorMiddleware);
+  app.use(corsPolicy);
   app.use(overload(deps.config));
   const ops = opsRouter(deps.store);
   const sync = syncRouter(deps);

@@ -4,7 +4,7 @@
 import type Koa from 'koa';
 import { isSyncError, SyncError, TokenError, type SyncErrorCode, type TokenErrorCode } from '../common/errors.js';
 import { formatSeconds } from '../common/timestamps.js';
-import { CouchError } from '../storage/couch/couch-client.js';
+import { couchUnavailable } from '../storage/couch/couch-client.js';
 
 export interface CatalogEntry {
   status: number;
@@ -71,7 +71,7 @@ export function writeError(ctx: Koa.Context, err: unknown): void {
     if (code === 'unavailable' || code === 'conflict') ctx.state.reason = err.message;
   } else {
     // A Couch (a node, the registry) that did not answer is a retry for the client, not a 500.
-    if (err instanceof CouchError && (err.statusCode === 0 || err.statusCode >= 500)) code = 'unavailable';
+    if (couchUnavailable(err)) code = 'unavailable';
     ctx.state.error = err;
   }
   const entry = catalog[code];

@@ -63,6 +63,10 @@ export async function startServer(config: Config, logger = createLogger(config.l
     // Embedded too: admin changes of this process are followed at once, the feed is for others.
     followChanges: true,
     followIntervalMs: registryDb.shared ? 1000 : 5000,
+    onFollowState: (err) =>
+      err === undefined
+        ? logger.info('registry answers again: its changes are read from where they stopped')
+        : logger.warn({ err }, 'registry unreachable: users already placed are served from cached placements; new users and key changes get 503'),
   });
   await registry.start();
   const secrets = new NodeSecrets(config.nodeSecret ?? dataFolderSecret(config, 'node-secret'));

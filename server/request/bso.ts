@@ -9,6 +9,16 @@ const MAX_TTL = 999_999_999;
 // `modified` and `collection` are accepted and ignored: Fenix sends `collection` (RS #342).
 const KNOWN = new Set(['id', 'payload', 'sortindex', 'ttl', 'modified', 'collection']);
 
+/**
+ * The id of an incoming record: a string, or an integer that an old client sent as a JSON
+ * number, which Mozilla's Python server stored as its decimal string. Anything else: undefined.
+ */
+export function bsoIdOf(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  return undefined;
+}
+
 export type BsoCheck = { ok: true; bso: BsoInput } | { ok: false; reason: string };
 
 export function checkBso(value: unknown, idFromPath?: string): BsoCheck {
@@ -17,9 +27,10 @@ export function checkBso(value: unknown, idFromPath?: string): BsoCheck {
   for (const k of Object.keys(o)) if (!KNOWN.has(k)) return { ok: false, reason: `unknown field '${k}'` };
   // A null field is the same as an absent one (both Mozilla servers; iOS sends ttl: null).
   const field = (k: string): unknown => (o[k] === null ? undefined : o[k]);
-  const id = field('id');
-  if (id !== undefined && (typeof id !== 'string' || !BSO_ID.test(id))) return { ok: false, reason: 'invalid id' };
-  const finalId = idFromPath ?? (id as string | undefined);
+  const rawId = field('id');
+  const id = bsoIdOf(rawId);
+  if (rawId !== undefined && (id === undefined || !BSO_ID.test(id))) return { ok: false, reason: 'invalid id' };
+  const finalId = idFromPath ?? id;
   if (finalId === undefined) return { ok: false, reason: 'invalid id' };
   const bso: BsoInput = { id: finalId };
   const payload = field('payload');

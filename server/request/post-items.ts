@@ -3,22 +3,24 @@
 import { SyncError } from '../../common/errors.js';
 import type { PostInput } from '../../storage/store.js';
 import type { Limits } from '../config.js';
-import { checkBso, isBrokenCrypto } from './bso.js';
+import { bsoIdOf, checkBso, isBrokenCrypto } from './bso.js';
 
 export function postInput(items: unknown[], collection: string, limits: Limits): PostInput {
   const seen = new Set<string>();
+  const ids: string[] = [];
   for (const item of items) {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new SyncError('invalid-bso', 'item is not an object');
-    const id = (item as { id?: unknown }).id;
-    if (typeof id !== 'string') throw new SyncError('invalid-bso', 'item has no id');
+    const id = bsoIdOf((item as { id?: unknown }).id);
+    if (id === undefined) throw new SyncError('invalid-bso', 'item has no id');
     if (seen.has(id)) throw new SyncError('invalid-bso', 'duplicate id');
     seen.add(id);
+    ids.push(id);
   }
   const input: PostInput = { records: [], failed: {} };
   // Never decremented for failed items: once over, every later item fails too (as RS and PY).
   let bytes = 0;
-  for (const item of items) {
-    const id = (item as { id: string }).id;
+  for (const [i, item] of items.entries()) {
+    const id = ids[i] as string;
     const check = checkBso(item);
     if (!check.ok) {
       input.failed[id] = check.reason;

@@ -1,5 +1,6 @@
 // The Sync 1.5 route table. Routing comes first (unknown path 404, wrong method 405), then
 // Hawk, then each handler's own validation, as Mozilla's server orders them (spec 2).
+import { METHODS } from 'node:http';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { SyncError } from '../../common/errors.js';
@@ -13,7 +14,9 @@ import { storageRoutes } from './storage.js';
 const UID = /^[0-9]{1,10}$/;
 
 export function syncRouter(deps: RouteDeps): Router {
-  const router = new Router();
+  // Every method is "implemented": one that no route serves is a 405 on a known path and a
+  // 404 elsewhere (spec 6.3), never the router's default 501.
+  const router = new Router({ methods: [...METHODS] });
   const auth = authenticate(deps.config, deps.masterSecret);
   const named =
     (name: string): Koa.Middleware =>

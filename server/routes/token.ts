@@ -5,6 +5,7 @@ import { createHmac, hkdfSync } from 'node:crypto';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { TokenError } from '../../common/errors.js';
+import { couchUnavailable } from '../../storage/couch/couch-client.js';
 import type { Registry } from '../../federation/registry.js';
 import { publicBaseUrl } from '../auth/authenticate.js';
 import { makeToken } from '../auth/tokenlib.js';
@@ -90,17 +91,12 @@ export function tokenRouter(deps: TokenDeps): Router {
         node_type: ts.nodeType,
       });
     } catch (err) {
-      writeTokenError(ctx, err instanceof TokenError || !unreachable(err) ? err : new TokenError('unavailable', 'registry unreachable', { cause: err }));
+      // A registry that cannot be reached is a 503 the client retries, not a 500.
+      writeTokenError(ctx, err instanceof TokenError || !couchUnavailable(err) ? err : new TokenError('unavailable', 'registry unreachable', { cause: err }));
     }
   };
 
   const router = new Router();
   router.all('/1.0/:app/:version', handler);
   return router;
-}
-
-/** A registry that cannot be reached is a 503 the client retries, not a 500. */
-function unreachable(err: unknown): boolean {
-  const e = err as { name?: string; statusCode?: number } | undefined;
-  return e?.name === 'CouchError' && (e.statusCode === 0 || (e.statusCode ?? 0) >= 500);
 }

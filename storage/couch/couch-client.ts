@@ -17,6 +17,11 @@ export class CouchError extends Error {
   }
 }
 
+/** A Couch that could not be reached, timed out or failed (5xx): a retry later, not a bug. */
+export function couchUnavailable(err: unknown): err is CouchError {
+  return err instanceof CouchError && (err.statusCode === 0 || err.statusCode >= 500);
+}
+
 export interface CouchRequest {
   method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
   db?: string;

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyIdOf, LocalAccounts } from '../../server/tokenserver/local-accounts.js';
 import { SyncClient, type Credentials } from '../support/client.js';
-import { startPouchServer, type PouchServer } from '../support/couch.js';
+import { startCouchNode, type CouchNode } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
 import { credentialsOf, requestToken } from '../support/tokens.js';
 
@@ -43,8 +43,8 @@ interface User {
 
 describe('failover and failback with three operators (nodes killed hard mid-load)', function () {
   this.timeout(240_000);
-  let registryCouch: PouchServer;
-  const nodes = new Map<string, PouchServer>();
+  let registryCouch: CouchNode;
+  const nodes = new Map<string, CouchNode>();
   let dir: string;
   const gws: GatewayProcess[] = [];
   let log = '';
@@ -134,9 +134,9 @@ describe('failover and failback with three operators (nodes killed hard mid-load
   const syncAll = () => Promise.all(users.map((u) => incrementalSync(u)));
 
   before(async () => {
-    const started = await Promise.all([startPouchServer(), startPouchServer(), startPouchServer(), startPouchServer()]);
-    registryCouch = started[0] as PouchServer;
-    ['a', 'b', 'c'].forEach((n, i) => nodes.set(n, started[i + 1] as PouchServer));
+    const started = await Promise.all([startCouchNode(), startCouchNode(), startCouchNode(), startCouchNode()]);
+    registryCouch = started[0] as CouchNode;
+    ['a', 'b', 'c'].forEach((n, i) => nodes.set(n, started[i + 1] as CouchNode));
     dir = await mkdtemp(join(tmpdir(), 'syncgate-failover-'));
     gatewayEnv = {
       SYNCGATE_DATA: dir,
@@ -257,7 +257,7 @@ describe('failover and failback with three operators (nodes killed hard mid-load
   });
 
   it('nodes that never return: asynchronous mode loses at most the last replication window (counted); a synchronous operator loses nothing', async () => {
-    const s = await startPouchServer();
+    const s = await startCouchNode();
     nodes.set('s', s);
     await admin('POST', '/operators', { name: 'op-s', synchronous: true });
     await admin('POST', '/nodes', { name: 's', operator: 'op-s', url: s.url, capacity: 100 });

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { keyIdOf, LocalAccounts } from '../../server/tokenserver/local-accounts.js';
 import { SyncClient } from '../support/client.js';
-import { startPouchServer, type RunningCouch } from '../support/couch.js';
+import { startCouchNode, type RunningCouch } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
 import { credentialsOf, requestToken } from '../support/tokens.js';
 
@@ -58,7 +58,7 @@ describe('operators and nodes (admin API, placement, routing)', function () {
   };
 
   before(async () => {
-    [couchA, couchB] = await Promise.all([startPouchServer(), startPouchServer()]);
+    [couchA, couchB] = await Promise.all([startCouchNode(), startCouchNode()]);
     dir = await mkdtemp(join(tmpdir(), 'syncgate-nodes-'));
     // Always the embedded default store here: the nodes under test are the two Couch servers.
     gw = await spawnGateway({ SYNCGATE_DATA: dir, PORT: '0', SYNCGATE_ADMIN_TOKEN: ADMIN, SYNCGATE_FXA: 'false', LOG_LEVEL: 'debug', COUCH_URL: '' });

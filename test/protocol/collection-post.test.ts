@@ -106,7 +106,11 @@ describe('POST storage/{collection} (non-batch)', () => {
       ['an element that is null', [{ id: 'a', payload: 'x' }, null]],
       ['an element that is an array', [{ id: 'a', payload: 'x' }, [{ id: 'b' }]]],
       ['an element without an id', [{ id: 'a', payload: 'x' }, { payload: 'y' }]],
-      ['an element with a numeric id', [{ id: 'a', payload: 'x' }, { id: 7, payload: 'y' }]],
+      ['an element whose id is an object', [{ id: 'a', payload: 'x' }, { id: {}, payload: 'y' }]],
+      ['an element whose id is true', [{ id: 'a', payload: 'x' }, { id: true, payload: 'y' }]],
+      ['an element whose id is a list', [{ id: 'a', payload: 'x' }, { id: ['b'], payload: 'y' }]],
+      ['an element whose id is a fraction', [{ id: 'a', payload: 'x' }, { id: 1.5, payload: 'y' }]],
+      ['a numeric id that repeats a string id', [{ id: '7', payload: 'x' }, { id: 'a' }, { id: 7, payload: 'z' }]],
       ['two elements with the same id', [{ id: 'a', payload: 'x' }, { id: 'b' }, { id: 'a', payload: 'z' }]],
     ];
     for (const [what, body] of cases) {
@@ -119,6 +123,23 @@ describe('POST storage/{collection} (non-batch)', () => {
         assert.equal((await collections(u)).history, undefined, 'the collection is not created');
       });
     }
+  });
+
+  it('POST storage/{c} with ids sent as JSON numbers stores them as their decimal strings, as Mozilla\'s Python server did', async () => {
+    const u = gw.newUser();
+    const res = await u.request('POST', '/storage/forms', { body: '[{"id": 12, "payload": "twelve"}, {"id": -3, "payload": "minus"}, {"id": "s", "payload": "str"}]' });
+    const body = assertPostOk(res);
+    assert.deepEqual(body.success, ['12', '-3', 's']);
+    assert.deepEqual(await listIds(u, 'forms'), ['-3', '12', 's']);
+    const twelve = await u.get('/storage/forms/12');
+    assert.equal(twelve.status, 200);
+    assert.deepEqual(twelve.json(), { id: '12', modified: body.modified, payload: 'twelve' });
+    const full = (await u.get('/storage/forms?full=1&sort=index')).json() as Array<{ id: unknown }>;
+    for (const r of full) assert.equal(typeof r.id, 'string', 'listed back as strings');
+    // A PUT body may carry a numeric id too: validated, and the path's id is kept.
+    assert.equal((await u.put('/storage/forms/p', { id: 99, payload: 'put' })).status, 200);
+    assert.equal((await u.get('/storage/forms/p')).json().id, 'p');
+    assert.equal((await u.put('/storage/forms/q', { id: {}, payload: 'put' })).status, 400);
   });
 
   it('POST storage/{c} whose items all fail still creates and then touches the collection', async () => {

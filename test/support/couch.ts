@@ -1,6 +1,7 @@
 // The Couch the tests use: COUCH_URL when it is set (a real Apache CouchDB must pass the same
-// tests), otherwise one pouchdb-server from npm, started on a free port in a temp folder with
-// an admin user, shared by the whole run and stopped by the root hook.
+// tests), otherwise one node started on a free port in a temp folder with an admin user,
+// shared by the whole run and stopped by the root hook. Nodes are Apache CouchDB when
+// COUCHDB_HOME names a CouchDB release folder, pouchdb-servers from npm otherwise.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ export interface RunningCouch {
 let running: Promise<RunningCouch> | undefined;
 
 export function testCouchUrl(): Promise<string> {
-  running ??= process.env.COUCH_URL ? Promise.resolve({ url: process.env.COUCH_URL, stop: async () => {} }) : startPouchServer();
+  running ??= process.env.COUCH_URL ? Promise.resolve({ url: process.env.COUCH_URL, stop: async () => {} }) : startCouchNode();
   return running.then((r) => r.url);
 }
 
@@ -42,8 +43,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A pouchdb-server the test can kill hard and start again on the same port and folder. */
-export interface PouchServer extends RunningCouch {
+/** A Couch node the test can kill hard and start again on the same port and folder. */
+export interface CouchNode extends RunningCouch {
   port: number;
   /** Its process id while it runs (the benchmark reads its CPU time and memory). */
   readonly pid: number | undefined;
@@ -53,8 +54,101 @@ export interface PouchServer extends RunningCouch {
   restart(): Promise<void>;
 }
 
-/** Another Couch of its own (a pouchdb-server), for tests that need several nodes. */
-export async function startPouchServer(opts: { inMemory?: boolean } = {}): Promise<PouchServer> {
+/**
+ * Another Couch node of its own, for tests that need several: an Apache CouchDB started from
+ * the release folder COUCHDB_HOME names, when it is set; a pouchdb-server from npm otherwise.
+ */
+export function startCouchNode(opts: { inMemory?: boolean } = {}): Promise<CouchNode> {
+  return process.env.COUCHDB_HOME ? startApacheCouch(process.env.COUCHDB_HOME) : startPouchServer(opts);
+}
+
+/**
+ * An Apache CouchDB node: its own port, data folder, configuration and Erlang node name, no
+ * Erlang distribution (nothing but its HTTP port is opened), one shard per database.
+ */
+async function startApacheCouch(home: string): Promise<CouchNode> {
+  const dir = await mkdtemp(join(tmpdir(), 'syncgate-couchdb-'));
+  const port = await freePort();
+  const password = randomBytes(12).toString('hex');
+  const data = join(dir, 'data');
+  const ini = join(dir, 'local.ini');
+  // CouchDB rewrites this file (it hashes the admin password): each node has its own.
+  await writeFile(
+    ini,
+    [
+      '[couchdb]', 'single_node = true', `database_dir = ${data}`, `view_index_dir = ${data}`, `uuid = ${randomBytes(16).toString('hex')}`,
+      '[cluster]', 'n = 1', 'q = 1',
+      '[chttpd]', `port = ${port}`, 'bind_address = 127.0.0.1',
+      '[smoosh]', `state_dir = ${data}`,
+      '[admins]', `admin = ${password}`,
+      '[log]', 'level = warning',
+      '',
+    ].join('\n'),
+  );
+  const args = join(dir, 'vm.args');
+  await writeFile(
+    args,
+    [
+      `-name syncgate_test_${port}@127.0.0.1`, `-setcookie ${randomBytes(8).toString('hex')}`,
+      '-start_epmd false', '-dist_listen false', '-kernel error_logger silent', '-sasl sasl_error_logger false',
+      '+Bd', '-noinput', '-os_mon start_cpu_sup false', '-os_mon start_memsup false', '-os_mon disk_almost_full_threshold 1.0',
+      '',
+    ].join('\n'),
+  );
+  const base = `http://127.0.0.1:${port}`;
+  const auth = { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` };
+  let child: ChildProcess | undefined;
+  const launch = async () => {
+    const c = spawn(join(home, 'bin', 'couchdb'), [], {
+      env: { ...process.env, COUCHDB_ARGS_FILE: args, COUCHDB_INI_FILES: `${join(home, 'etc', 'default.ini')} ${ini}` },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    child = c;
+    let stderr = '';
+    c.stderr?.on('data', (d) => {
+      stderr = (stderr + String(d)).slice(-4000);
+      if (process.env.SYNCGATE_TEST_LOG) appendFileSync(`${process.env.SYNCGATE_TEST_LOG}.couchdb-${port}`, String(d));
+    });
+    for (let i = 0; ; i++) {
+      if (c.exitCode !== null) throw new Error(`CouchDB exited: ${stderr}`);
+      try {
+        if ((await fetch(`${base}/_up`, { headers: auth })).ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (i > 600) throw new Error('CouchDB did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const kill = async () => {
+    const c = child;
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await exited;
+    }
+  };
+  await launch();
+  return {
+    url: `http://admin:${password}@127.0.0.1:${port}`,
+    port,
+    get pid() {
+      return child?.pid;
+    },
+    kill,
+    restart: async () => {
+      await kill();
+      await launch();
+    },
+    async stop() {
+      await kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A pouchdb-server from npm, for tests and benchmarks on a machine without CouchDB. */
+export async function startPouchServer(opts: { inMemory?: boolean } = {}): Promise<CouchNode> {
   // Its launcher fixes the validation plugin so replicated writes are stored (see there).
   const main = fileURLToPath(new URL('./pouch-server-main.js', import.meta.url));
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-couch-'));

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { storeUnderTest, testCouchUrl } from './couch.js';
+import { reportUnhandled } from './unhandled.js';
 
 const BIN = fileURLToPath(new URL('../../bin/syncgate.js', import.meta.url));
 
@@ -21,6 +22,7 @@ export async function spawnGateway(env: Record<string, string>): Promise<Gateway
   });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += String(d)));
+  watchForUnhandled(child);
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     const onData = (d: Buffer) => {
@@ -44,4 +46,14 @@ export async function spawnGateway(env: Record<string, string>): Promise<Gateway
       await exited;
     },
   };
+}
+
+/** A gateway that logs an unhandled rejection fails the test run (test/support/unhandled.ts). */
+function watchForUnhandled(child: ChildProcess): void {
+  let partial = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    const lines = (partial + String(d)).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.includes('"msg":"unhandled rejection"')) reportUnhandled(`gateway pid ${child.pid}: ${line}`);
+  });
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PouchDB from 'pouchdb';
 import { designDoc } from '../../couch-design/index.js';
-import { buildDesignDoc, DESIGN_ID, DESIGN_VERSION, validateDocUpdate } from '../../couch-design/sync-design.js';
+import { buildDesignDoc, couchSource, DESIGN_ID, DESIGN_VERSION, validateDocUpdate } from '../../couch-design/sync-design.js';
 import { PouchDocDb } from '../../storage/pouch/pouch-doc-db.js';
 
 describe('couch-design', () => {
@@ -21,6 +21,21 @@ describe('couch-design', () => {
   afterEach(async () => {
     await pouch.close();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('every function of the design document is an anonymous function expression, as Apache CouchDB requires', () => {
+    const doc = buildDesignDoc() as { views: Record<string, { map: string }>; validate_doc_update: string };
+    const sources = [...Object.values(doc.views).map((v) => v.map), doc.validate_doc_update];
+    for (const src of sources) {
+      assert.match(src, /^function \(/, 'anonymous');
+      // CouchDB evaluates the source as one expression that must yield a function.
+      assert.equal(typeof new Function(`return (${src});`)(), 'function');
+    }
+    function namedMap(doc: { _id: string }): void {
+      void doc;
+    }
+    assert.match(couchSource(namedMap), /^function \(doc\)/, 'a named function loses its name');
+    assert.throws(() => couchSource(() => undefined), /not a plain function/, 'an arrow function is refused');
   });
 
   it('install puts the design document once; a second install changes nothing', async () => {
