@@ -6,11 +6,13 @@
 //   - a new user (a registry write) gets 503 + Retry-After;
 //   - once the registry is back, a new user is placed and syncs, and no acknowledged write of
 //     the outage is missing.
+// And a gateway on one Couch (COUCH_URL) whose Couch is killed: 503 + Retry-After, never an exit.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeToken } from '../../server/auth/tokenlib.js';
 import { keyIdOf, LocalAccounts, type LocalAccount } from '../../server/tokenserver/local-accounts.js';
 import { SyncClient } from '../support/client.js';
 import { startCouchNode, type CouchNode } from '../support/couch.js';
@@ -179,5 +181,53 @@ describe('registry outage: the registry Couch killed while clients sync through 
       const stored = new Set(listed.json() as string[]);
       assert.deepEqual(u.acked.filter((id) => !stored.has(id)), [], 'every acknowledged write is stored');
     }
+  });
+});
+
+describe('one Couch (COUCH_URL) killed under a syncing client', function () {
+  this.timeout(120_000);
+  let couch: CouchNode;
+  let gw: GatewayProcess;
+  let dir: string;
+  const secret = randomBytes(24).toString('hex');
+
+  before(async () => {
+    couch = await startCouchNode();
+    dir = await mkdtemp(join(tmpdir(), 'syncgate-couch-outage-'));
+    gw = await spawnGateway({ SYNCGATE_DATA: dir, PORT: '0', COUCH_URL: couch.url, SYNC_MASTER_SECRET: secret, SYNCGATE_FXA: 'false', SYNCGATE_COUCH_TIMEOUT_MS: '3000' });
+  });
+  after(async () => {
+    await gw.kill('SIGTERM');
+    await couch.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the gateway answers 503 + Retry-After while its Couch is down, never exits, and serves every acknowledged write once Couch is back', async () => {
+    const uid = 1 + Math.floor(Math.random() * 2 ** 30);
+    const t = makeToken(secret, { uid, node: gw.url, expires: Math.floor(Date.now() / 1000) + 3600 });
+    const client = new SyncClient({ id: t.id, key: t.key, uid, api_endpoint: `${gw.url}/1.5/${uid}` });
+    assert.equal((await client.put('/storage/history/before', { payload: 'x' })).status, 200);
+
+    await couch.kill();
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await client.put(`/storage/history/down${i}`, { payload: 'x' });
+      statuses.push(res.status);
+      if (res.status === 503) assert.ok(res.header('retry-after'), '503 carries Retry-After');
+      await sleep(150);
+    }
+    assert.ok(statuses.every((s) => s === 503), `every write while Couch is down: 503 (${statuses.join(',')})`);
+    assert.equal(gw.child.exitCode, null, 'the gateway is still running');
+    assert.equal((await fetch(`${gw.url}/__heartbeat__`)).status, 503, 'its heartbeat says the store cannot serve');
+
+    await couch.restart();
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = (await client.put('/storage/history/after', { payload: 'y' })).status;
+      if (status !== 200) await sleep(200);
+    }
+    assert.equal(status, 200, 'writes are served again once Couch is back');
+    assert.deepEqual(((await client.get('/storage/history')).json() as string[]).sort(), ['after', 'before']);
+    assert.equal(gw.child.exitCode, null);
   });
 });
