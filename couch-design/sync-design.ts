@@ -2,31 +2,19 @@
 // program when a database is first opened, upgraded when this version is newer and never
 // downgraded (an older gateway leaves a newer design document alone).
 //
-// The embedded store answers listings from its in-memory index (storage/engine/record-index.ts)
-// and never queries these views; Couch nodes use them. validate_doc_update keeps records
-// well-formed on nodes we do not run ourselves.
+// Listings come from the gateway's in-memory record index (storage/engine/record-index.ts) on
+// every store, so the document has no views. validate_doc_update keeps records well-formed on
+// nodes we do not run ourselves.
 
 export const DESIGN_ID = '_design/syncgate';
-// 2: the same functions, installed as anonymous sources (Apache CouchDB refuses named ones).
+// 2: validate_doc_update alone, as an anonymous function (Apache CouchDB refuses named ones).
+//    Version 1's two views are gone: nothing queried them (listings come from the gateway's
+//    record index), yet CouchDB's background indexer (ken) rebuilt them after every write.
 export const DESIGN_VERSION = 2;
 
 /* eslint-disable */
-// These functions run inside CouchDB's JavaScript engine (SpiderMonkey/QuickJS): plain ES5,
-// no closures over module scope. They are exported as functions so tests can call them.
-
-export function byModifiedMap(doc: any): void {
-  if (doc._id.indexOf('r:') === 0) {
-    // @ts-ignore emit is a CouchDB global
-    emit([doc.c, doc.m, doc.i], { w: doc.w, n: doc.n, s: doc.s, x: doc.x });
-  }
-}
-
-export function bySortindexMap(doc: any): void {
-  if (doc._id.indexOf('r:') === 0) {
-    // @ts-ignore emit is a CouchDB global
-    emit([doc.c, doc.s === undefined ? null : doc.s, doc.i], { w: doc.w, m: doc.m, x: doc.x });
-  }
-}
+// This function runs inside CouchDB's JavaScript engine (SpiderMonkey/QuickJS): plain ES5, no
+// closures over module scope. It is exported as a function so tests can call it.
 
 export function validateDocUpdate(newDoc: any, _oldDoc: any, userCtx: any): void {
   function reject(why: string): never {
@@ -72,10 +60,6 @@ export function buildDesignDoc(): Record<string, unknown> {
     _id: DESIGN_ID,
     version: DESIGN_VERSION,
     language: 'javascript',
-    views: {
-      by_modified: { map: couchSource(byModifiedMap) },
-      by_sortindex: { map: couchSource(bySortindexMap) },
-    },
     validate_doc_update: couchSource(validateDocUpdate),
   };
 }

@@ -1,6 +1,7 @@
 // Operators and nodes as an administrator manages them (the admin API and the `syncgate
 // operator|node` commands call this): every change is a registry document that every gateway
 // follows. Answers never carry node credentials.
+import type { CouchInfo } from '../storage/couch/couch-backend.js';
 import type { Doc, DocDb } from '../storage/doc-db.js';
 import { checkNode } from './node-check.js';
 import { splitCouchUrl, type NodeSecrets } from './node-secrets.js';
@@ -27,6 +28,8 @@ export interface NodeView {
   /** failed: its health checks fail; merging: it answers again, its users are being merged back. */
   state: 'active' | 'draining' | 'down' | 'failed' | 'merging';
   synchronous: boolean;
+  /** What the node said of itself when it was added. */
+  couch: CouchInfo | null;
 }
 
 export function nodeView(n: NodeDoc): NodeView {
@@ -39,6 +42,7 @@ export function nodeView(n: NodeDoc): NodeView {
     assigned: n.assigned ?? 0,
     state: n.downed ? 'down' : n.failedAt !== undefined ? 'failed' : n.needsMerge ? 'merging' : n.draining ? 'draining' : 'active',
     synchronous: n.synchronous ?? false,
+    couch: n.couch ?? null,
   };
 }
 
@@ -48,7 +52,7 @@ export class NodeAdmin {
     private readonly secrets: NodeSecrets,
     /** Called after every change: this gateway sees it at once, others through _changes. */
     private readonly changed: () => Promise<void> = async () => {},
-    private readonly check: (couchUrl: string) => Promise<void> = checkNode,
+    private readonly check: (couchUrl: string) => Promise<CouchInfo | void> = checkNode,
   ) {}
 
   private async write(doc: Doc): Promise<string | 'conflict'> {
@@ -84,8 +88,9 @@ export class NodeAdmin {
     } catch {
       throw new AdminError(400, 'url must be an http(s) Couch URL such as http://user:pass@host:5984');
     }
+    let couch: CouchInfo | void;
     try {
-      await this.check(input.url);
+      couch = await this.check(input.url);
     } catch (e) {
       throw new AdminError(422, `node ${name} refused: ${(e as Error).message}`);
     }
@@ -103,6 +108,7 @@ export class NodeAdmin {
       synchronous: input.synchronous ?? op.synchronous,
       createdAt: Date.now(),
     };
+    if (couch) doc.couch = couch;
     if (split.credentials) doc.credentials = await this.secrets.seal(split.credentials);
     if ((await this.write(doc)) === 'conflict') throw new AdminError(409, `node ${name} exists`);
     return nodeView(doc);

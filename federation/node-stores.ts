@@ -130,7 +130,7 @@ export class NodeStores {
       const client = this.newClient(url);
       return { name, url, client, backend: new CouchBackend(client) };
     })();
-    const store = endpoint.then((e) => createStore(this.config, e.backend));
+    const store = endpoint.then((e) => createStore(this.config, e.backend, name));
     const opened: Opened = { key, endpoint, store };
     this.opened.set(name, opened);
     store.catch(() => {

@@ -16,6 +16,7 @@
 import { randomInt } from 'node:crypto';
 import { TokenError } from '../common/errors.js';
 import { couchUnavailable } from '../storage/couch/couch-client.js';
+import type { CouchInfo } from '../storage/couch/couch-backend.js';
 import type { Doc, DocDb } from '../storage/doc-db.js';
 import { place, type Placement } from './placement.js';
 import { applyDecision, currentRow, decide, type Login, type UserRow } from './user-model.js';
@@ -56,6 +57,8 @@ export interface NodeDoc extends Doc {
   couchUrl?: string;
   /** The Couch user and password, as a JWE (federation/node-secrets.ts). */
   credentials?: string;
+  /** What the node said of itself when it was added (version, features). */
+  couch?: CouchInfo;
   capacity: number;
   weight?: number;
   /** Users placed there (counted at placement, so no scan is needed to place or remove). */

@@ -4,7 +4,7 @@
 import type Koa from 'koa';
 import { isSyncError, SyncError, TokenError, type SyncErrorCode, type TokenErrorCode } from '../common/errors.js';
 import { formatSeconds } from '../common/timestamps.js';
-import { couchUnavailable } from '../storage/couch/couch-client.js';
+import { CouchError } from '../storage/couch/couch-client.js';
 
 export interface CatalogEntry {
   status: number;
@@ -70,8 +70,9 @@ export function writeError(ctx: Koa.Context, err: unknown): void {
     // Why a client was asked to retry goes into the request's log line (failover, contention).
     if (code === 'unavailable' || code === 'conflict') ctx.state.reason = err.message;
   } else {
-    // A Couch (a node, the registry) that did not answer is a retry for the client, not a 500.
-    if (couchUnavailable(err)) code = 'unavailable';
+    // A Couch (a node, the registry) that did not answer, or answered what the gateway cannot
+    // use (a refused design document, an unexpected error), is a retry for the client, not a 500.
+    if (err instanceof CouchError) code = 'unavailable';
     ctx.state.error = err;
   }
   const entry = catalog[code];

@@ -13,7 +13,7 @@ import { NodeSecrets } from '../federation/node-secrets.js';
 import { NodeStores } from '../federation/node-stores.js';
 import { openRegistryDb } from '../federation/registry-db.js';
 import { RoutedStore } from '../federation/routed-store.js';
-import { Registry } from '../federation/registry.js';
+import { DEFAULT_NODE, Registry } from '../federation/registry.js';
 import { CouchBackend } from '../storage/couch/couch-backend.js';
 import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
@@ -51,7 +51,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
   const masterSecret = loadMasterSecret(config);
   const couch = createCouchClient(config);
   const backend = createBackend(config, couch);
-  const store = createStore(config, backend);
+  const store = createStore(config, backend, DEFAULT_NODE);
   await store.start();
   const registryDb = openRegistryDb({
     dataDir: config.dataDir,

@@ -16,8 +16,10 @@ export function createBackend(config: Config, client = createCouchClient(config)
   return client ? new CouchBackend(client) : new PouchBackend(config.dataDir);
 }
 
-export function createStore(config: Config, backend: Backend = createBackend(config)): SyncStore {
+/** `node`: the name of the node the backend's databases live on, when it has one. */
+export function createStore(config: Config, backend: Backend = createBackend(config), node?: string): SyncStore {
   return new SyncStore(backend, {
+    ...(node === undefined ? {} : { node }),
     maxOpenUsers: config.maxOpenUsers,
     writeLeaseMs: config.writeLeaseMs,
     limits: {

@@ -5,7 +5,7 @@ import { createHmac, hkdfSync } from 'node:crypto';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { TokenError } from '../../common/errors.js';
-import { couchUnavailable } from '../../storage/couch/couch-client.js';
+import { CouchError } from '../../storage/couch/couch-client.js';
 import type { Registry } from '../../federation/registry.js';
 import { publicBaseUrl } from '../auth/authenticate.js';
 import { makeToken } from '../auth/tokenlib.js';
@@ -91,8 +91,8 @@ export function tokenRouter(deps: TokenDeps): Router {
         node_type: ts.nodeType,
       });
     } catch (err) {
-      // A registry that cannot be reached is a 503 the client retries, not a 500.
-      writeTokenError(ctx, err instanceof TokenError || !couchUnavailable(err) ? err : new TokenError('unavailable', 'registry unreachable', { cause: err }));
+      // A registry that cannot be reached or answers what we cannot use: a 503 the client retries.
+      writeTokenError(ctx, err instanceof TokenError || !(err instanceof CouchError) ? err : new TokenError('unavailable', 'registry unreachable', { cause: err }));
     }
   };
 

@@ -2,10 +2,19 @@
 // assumes this process is the only writer (the engine's compare-and-swap on `state` does).
 import { designDoc } from '../../couch-design/index.js';
 import { userDbName } from '../db-name.js';
-import type { DocDb } from '../doc-db.js';
+import type { Doc, DocDb } from '../doc-db.js';
 import type { Backend } from '../engine/backend.js';
+import { randomBytes } from 'node:crypto';
+import { emptyState, type StateDoc } from '../engine/docs.js';
 import { CouchError, type CouchClient } from './couch-client.js';
 import { CouchDocDb } from './couch-doc-db.js';
+
+/** What a node says of itself: Apache CouchDB's version and features, or pouchdb-server's. */
+export interface CouchInfo {
+  vendor: 'couchdb' | 'pouchdb-server';
+  version: string;
+  features: string[];
+}
 
 interface Security {
   admins?: { names?: string[]; roles?: string[] };
@@ -46,7 +55,9 @@ export class CouchBackend implements Backend {
     } catch (e) {
       if (!(e instanceof CouchError && e.statusCode === 404)) throw e;
       try {
-        await this.client.request({ method: 'PUT', db: name });
+        // One shard: a user database holds a few thousand documents, and 3.x's default of two
+        // doubles its files and merges every query (pouchdb-server ignores the parameter).
+        await this.client.request({ method: 'PUT', db: name, qs: { q: 1 } });
       } catch (err) {
         if (!(err instanceof CouchError && err.statusCode === 412)) throw err; // created meanwhile
       }
@@ -82,21 +93,29 @@ export class CouchBackend implements Backend {
     await this.client.request({ method: 'GET' });
   }
 
-  /** At start: the node is reachable, is a Couch we support, and our user may create databases. */
-  async verify(): Promise<void> {
+  /**
+   * At start and before a node is added: the node is reachable, is a Couch we support, our
+   * user is a server admin, and a probe database takes syncgate's design document (installed,
+   * its validate_doc_update run on a good document and on a bad one, which it must refuse).
+   * `probe` runs further checks on that database before it is deleted.
+   */
+  async verify(opts: { probe?: (db: string) => Promise<void> } = {}): Promise<CouchInfo> {
     const where = this.client.publicUrl;
-    let welcome: { couchdb?: string; version?: string; 'express-pouchdb'?: string };
+    let welcome: { couchdb?: string; version?: string; features?: string[]; 'express-pouchdb'?: string };
     try {
       welcome = await this.client.request({ method: 'GET' });
     } catch (e) {
       if (e instanceof CouchError && e.statusCode === 401) throw new Error(`Couch at ${where} refused the credentials in COUCH_URL`);
       throw new Error(`cannot reach Couch at ${where}: ${(e as Error).message}`);
     }
-    const major = Number(String(welcome.version ?? '').split('.')[0]);
-    const isCouch = welcome.couchdb === 'Welcome' && major >= 3;
+    const [major, minor] = String(welcome.version ?? '').split('.').map(Number) as [number, number];
     const isPouchServer = welcome['express-pouchdb'] !== undefined;
+    const isCouch = !isPouchServer && welcome.couchdb === 'Welcome';
+    if (isCouch && !(major === 3 && minor >= 3)) {
+      throw new Error(`${where} runs Apache CouchDB ${welcome.version}: syncgate needs 3.3 or newer 3.x`);
+    }
     if (!isCouch && !isPouchServer) {
-      throw new Error(`${where} is not a supported Couch (need Apache CouchDB 3.x or pouchdb-server; got ${JSON.stringify(welcome).slice(0, 120)})`);
+      throw new Error(`${where} is not a supported Couch (need Apache CouchDB 3.3+ or pouchdb-server; got ${JSON.stringify(welcome).slice(0, 120)})`);
     }
     let session: { userCtx?: { name?: string | null; roles?: string[] } };
     try {
@@ -109,6 +128,40 @@ export class CouchBackend implements Backend {
       const who = session.userCtx?.name ?? 'anonymous';
       throw new Error(`Couch user ${who} at ${where} is not a server admin: syncgate needs admin rights to create user databases`);
     }
+    const probe = `syncgate_probe_${randomBytes(6).toString('hex')}`;
+    try {
+      try {
+        await this.ensureDatabase(probe);
+      } catch (e) {
+        throw new Error(`cannot create a database on ${where}: ${(e as Error).message}`);
+      }
+      try {
+        await this.probeDesign(probe);
+      } catch (e) {
+        throw new Error(`Couch at ${where} refused syncgate's design document: ${(e as Error).message}`);
+      }
+      await opts.probe?.(probe);
+    } finally {
+      await this.client.request({ method: 'DELETE', db: probe }).catch(() => undefined); // best effort
+    }
+    return isCouch
+      ? { vendor: 'couchdb', version: String(welcome.version), features: Array.isArray(welcome.features) ? welcome.features.map(String) : [] }
+      : { vendor: 'pouchdb-server', version: String(welcome.version), features: [] };
+  }
+
+  /** What every user database needs of the design document, tried on a throw-away database. */
+  private async probeDesign(name: string): Promise<void> {
+    const db = new CouchDocDb(this.client, name, async () => {});
+    if ((await designDoc.install(db)) !== 'installed') throw new Error('it was not written');
+    const state: StateDoc = { ...emptyState() };
+    if ((await db.put(state)) === 'conflict') throw new Error('a state document could not be written');
+    let refused = false;
+    try {
+      await db.put({ _id: 'r:history:x', c: 'history', i: 'x', w: -1 } as Doc);
+    } catch (e) {
+      refused = e instanceof CouchError && e.statusCode === 403;
+    }
+    if (!refused) throw new Error('its validate_doc_update let a malformed record in');
   }
 
   async shutdown(): Promise<void> {}

@@ -13,6 +13,6 @@ export interface Backend {
   /** Cheap liveness check (for __heartbeat__). */
   check(): Promise<void>;
   /** Startup checks with a clear message for an operator when the backend is unusable. */
-  verify(): Promise<void>;
+  verify(): Promise<unknown>;
   shutdown(): Promise<void>;
 }

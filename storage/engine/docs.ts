@@ -42,6 +42,12 @@ export interface Pending {
   owner: string;
   /** Until this wall-clock time the owner is presumed alive and working on it. */
   lease: number;
+  /**
+   * The node whose database the owner writes it to. A copy found on another node came there
+   * by replication: its owner is not writing there, so it is finished at once, not after the
+   * lease (failover to the replica of a node that died with a write in flight).
+   */
+  node?: string;
   op?: JournalOp;
   /** Id of a journal document holding `op`, when it was too large to keep here. */
   journal?: string;

@@ -38,6 +38,8 @@ export interface SyncStoreOptions {
   limits: StoreLimits;
   maxOpenUsers: number;
   writeLeaseMs: number;
+  /** The node the backend's databases live on. */
+  node?: string;
 }
 
 export class SyncStore implements Store {
@@ -47,7 +49,7 @@ export class SyncStore implements Store {
     private readonly backend: Backend,
     private readonly opts: SyncStoreOptions,
   ) {
-    this.pool = new UserPool(backend, opts.maxOpenUsers, opts.writeLeaseMs);
+    this.pool = new UserPool(backend, opts.maxOpenUsers, opts.writeLeaseMs, opts.node);
   }
 
   private get limits(): StoreLimits {
@@ -435,8 +437,8 @@ export class SyncStore implements Store {
   }
 
   /** Startup checks of the backend (data folder lock, Couch version and rights). */
-  start(): Promise<void> {
-    return this.backend.verify();
+  async start(): Promise<void> {
+    await this.backend.verify();
   }
 
   async close(): Promise<void> {

@@ -50,6 +50,8 @@ export interface UserDbOptions {
   owner: string;
   /** How long a pending write is presumed alive without renewal. */
   leaseMs: number;
+  /** The node this database lives on, recorded in the pending writes begun here. */
+  node?: string;
   /**
    * Installs or checks the design document. Given (remote nodes), it runs in the background
    * only when the state does not yet record the current version; absent, the pool has done it.
@@ -139,7 +141,7 @@ export class UserDb {
         this.firstStateRev ??= state._rev;
         return state;
       }
-      if (this.opts.exclusive || p.owner === this.opts.owner || p.lease < Date.now()) {
+      if (this.opts.exclusive || p.owner === this.opts.owner || p.lease < Date.now() || this.replicatedHere(p)) {
         await this.recover(state);
         continue;
       }
@@ -147,6 +149,11 @@ export class UserDb {
       if (Date.now() > deadline) throw new SyncError('conflict', 'pending write did not finish');
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** A pending write begun on another node's copy of this database: nobody is finishing it here. */
+  private replicatedHere(p: Pending): boolean {
+    return p.node !== undefined && this.opts.node !== undefined && p.node !== this.opts.node;
   }
 
   /** Brings the record index up to the given state. */
@@ -199,7 +206,7 @@ export class UserDb {
       this.lastStateRev = rev;
       return next;
     }
-    const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs };
+    const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() };
     if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
       pending.op = op;
     } else {
@@ -252,6 +259,10 @@ export class UserDb {
    * lost race means another gateway already took it over: both apply the same journal at the
    * same T, and whichever commits first wins.
    */
+  private here(): { node?: string } {
+    return this.opts.node === undefined ? {} : { node: this.opts.node };
+  }
+
   private async renewLease(state: StateDoc): Promise<void> {
     const p = state.pending;
     if (!p || p.owner !== this.opts.owner || p.lease - Date.now() > this.opts.leaseMs / 2) return;
@@ -263,7 +274,7 @@ export class UserDb {
   private async recover(state: StateDoc): Promise<void> {
     if (state.pending?.owner !== this.opts.owner && state._rev !== undefined) {
       // Take the orphaned write over, so other gateways wait for us instead of joining in.
-      const claimed: StateDoc = { ...state, pending: { ...(state.pending as Pending), owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs } };
+      const claimed: StateDoc = { ...state, pending: { ...(state.pending as Pending), owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() } };
       const rev = await this.db.put(claimed);
       if (rev === 'conflict') return; // someone else moved first; read again
       claimed._rev = rev;

@@ -22,6 +22,8 @@ export class UserPool {
     private readonly backend: Backend,
     private readonly maxOpen: number,
     private readonly leaseMs: number,
+    /** The node the backend's databases live on (see Pending.node). */
+    private readonly node?: string,
     private readonly onBackgroundError: (err: unknown) => void = () => {},
   ) {}
 
@@ -64,6 +66,7 @@ export class UserPool {
     await this.closing.get(uid);
     const db = await this.backend.open(uid);
     const opts: UserDbOptions = { exclusive: this.backend.exclusive, owner: this.owner, leaseMs: this.leaseMs, designVersion: designDoc.version };
+    if (this.node !== undefined) opts.node = this.node;
     if (this.backend.installDesignInBackground) {
       // Remote nodes: a fresh database gets it at creation; an old one is upgraded off the
       // request path, and only while its state does not record the current version.

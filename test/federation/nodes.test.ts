@@ -111,6 +111,11 @@ describe('operators and nodes (admin API, placement, routing)', function () {
     const added = await admin('POST', '/nodes', { name: 'a1', operator: 'alpha', url: couchA.url, capacity: 1000, weight: 1 });
     assert.equal(added.status, 201, added.text);
     assert.equal(added.json().url, couchAuth(couchA.url).origin);
+    // What the node said of itself at the check is kept with it.
+    const couch = added.json().couch as { vendor: string; version: string; features: string[] };
+    assert.equal(couch.vendor, process.env.COUCHDB_HOME ? 'couchdb' : 'pouchdb-server');
+    assert.match(couch.version, /^\d+\.\d+/);
+    if (process.env.COUCHDB_HOME) assert.ok(couch.features.includes('scheduler'), couch.features.join(','));
     assert.equal((await admin('POST', '/nodes', { name: 'b1', operator: 'beta', url: couchB.url, capacity: 1000 })).status, 201);
     assert.equal((await admin('POST', '/nodes', { name: 'a1', operator: 'alpha', url: couchA.url, capacity: 5 })).status, 409);
     const list = await admin('GET', '/nodes');

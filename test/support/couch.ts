@@ -32,15 +32,28 @@ export async function stopTestCouch(): Promise<void> {
   await r?.stop();
 }
 
+/**
+ * A free port for a node that may be killed and started again on it. Chosen below Linux's
+ * ephemeral range (32768-60999), from which every outgoing connection takes its local port:
+ * a port from there, left free while its node is down, can be taken by a connection of a
+ * gateway or a client, and the restart then fails with EADDRINUSE.
+ */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue; // nodes starting at once in this process
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** A Couch node the test can kill hard and start again on the same port and folder. */
