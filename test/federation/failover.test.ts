@@ -14,6 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyIdOf, LocalAccounts } from '../../server/tokenserver/local-accounts.js';
+import { adminApi } from '../support/admin.js';
 import { SyncClient, type Credentials } from '../support/client.js';
 import { startCouchNode, type CouchNode } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
@@ -59,16 +60,7 @@ describe('failover and failback with three operators (nodes killed hard mid-load
   /** The node killed and brought back. */
   let victim = 'a';
 
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${gws[0]?.url}/__admin__${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`);
-    return JSON.parse(text);
-  };
+  const admin = adminApi(() => gws[0]?.url, ADMIN);
   /** A GET on a node's Couch directly (as its admin), bypassing every gateway. */
   const onNode = (node: string, path: string): Promise<Response> => {
     const u = new URL(nodes.get(node)?.url as string);

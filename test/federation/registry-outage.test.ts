@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeToken } from '../../server/auth/tokenlib.js';
 import { keyIdOf, LocalAccounts, type LocalAccount } from '../../server/tokenserver/local-accounts.js';
+import { adminApi } from '../support/admin.js';
 import { SyncClient } from '../support/client.js';
 import { startCouchNode, type CouchNode } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
@@ -39,16 +40,7 @@ describe('registry outage: the registry Couch killed while clients sync through 
   let accounts: LocalAccounts;
   let log = '';
 
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${gws[0]?.url}/__admin__${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`);
-    return JSON.parse(text);
-  };
+  const admin = adminApi(() => gws[0]?.url, ADMIN);
   const token = async (gw: GatewayProcess, acct: LocalAccount) =>
     requestToken(gw.url, { bearer: await accounts.bearer(acct, 3600), keyId: keyIdOf(acct) });
 

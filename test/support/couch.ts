@@ -110,51 +110,77 @@ async function startApacheCouch(home: string): Promise<CouchNode> {
   );
   const base = `http://127.0.0.1:${port}`;
   const auth = { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` };
+  const proc = nodeProcess(
+    'CouchDB',
+    `couchdb-${port}`,
+    () =>
+      spawn(join(home, 'bin', 'couchdb'), [], {
+        env: { ...process.env, COUCHDB_ARGS_FILE: args, COUCHDB_INI_FILES: `${join(home, 'etc', 'default.ini')} ${ini}` },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    async () => (await fetch(`${base}/_up`, { headers: auth })).ok,
+  );
+  await proc.launch();
+  return couchNode(`http://admin:${password}@127.0.0.1:${port}`, port, dir, proc);
+}
+
+interface NodeProcess {
+  launch(): Promise<void>;
+  kill(): Promise<void>;
+  pid(): number | undefined;
+}
+
+/** A node's process: started until it answers `ready`, killed hard (SIGKILL, no goodbye). */
+function nodeProcess(what: string, logName: string, start: () => ChildProcess, ready: () => Promise<boolean>): NodeProcess {
   let child: ChildProcess | undefined;
-  const launch = async () => {
-    const c = spawn(join(home, 'bin', 'couchdb'), [], {
-      env: { ...process.env, COUCHDB_ARGS_FILE: args, COUCHDB_INI_FILES: `${join(home, 'etc', 'default.ini')} ${ini}` },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    child = c;
-    let stderr = '';
-    c.stderr?.on('data', (d) => {
-      stderr = (stderr + String(d)).slice(-4000);
-      if (process.env.SYNCGATE_TEST_LOG) appendFileSync(`${process.env.SYNCGATE_TEST_LOG}.couchdb-${port}`, String(d));
-    });
-    for (let i = 0; ; i++) {
-      if (c.exitCode !== null) throw new Error(`CouchDB exited: ${stderr}`);
-      try {
-        if ((await fetch(`${base}/_up`, { headers: auth })).ok) break;
-      } catch {
-        // not listening yet
-      }
-      if (i > 600) throw new Error('CouchDB did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const kill = async () => {
-    const c = child;
-    if (c && c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise((r) => c.once('exit', r));
-      c.kill('SIGKILL');
-      await exited;
-    }
-  };
-  await launch();
+  const log = (text: string) => process.env.SYNCGATE_TEST_LOG && appendFileSync(`${process.env.SYNCGATE_TEST_LOG}.${logName}`, text);
   return {
-    url: `http://admin:${password}@127.0.0.1:${port}`,
+    async launch() {
+      const c = start();
+      child = c;
+      let stderr = '';
+      c.stderr?.on('data', (d) => {
+        stderr = (stderr + String(d)).slice(-4000);
+        log(String(d));
+      });
+      c.once('exit', (code, signal) => log(`exit ${code} ${signal}\n`));
+      for (let i = 0; ; i++) {
+        if (c.exitCode !== null) throw new Error(`${what} exited: ${stderr}`);
+        try {
+          if (await ready()) break;
+        } catch {
+          // not listening yet
+        }
+        if (i > 600) throw new Error(`${what} did not start`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async kill() {
+      const c = child;
+      if (c && c.exitCode === null && c.signalCode === null) {
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill('SIGKILL');
+        await exited;
+      }
+    },
+    pid: () => child?.pid,
+  };
+}
+
+function couchNode(url: string, port: number, dir: string, proc: NodeProcess): CouchNode {
+  return {
+    url,
     port,
     get pid() {
-      return child?.pid;
+      return proc.pid();
     },
-    kill,
+    kill: () => proc.kill(),
     restart: async () => {
-      await kill();
-      await launch();
+      await proc.kill();
+      await proc.launch();
     },
     async stop() {
-      await kill();
+      await proc.kill();
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -169,58 +195,16 @@ export async function startPouchServer(opts: { inMemory?: boolean } = {}): Promi
   // Its log file goes into the temp folder, not the working directory.
   await writeFile(join(dir, 'config.json'), JSON.stringify({ log: { file: join(dir, 'log.txt') } }));
   const base = `http://127.0.0.1:${port}`;
-  let child: ChildProcess | undefined;
-  const launch = async () => {
-    const args = [main, '-p', String(port), '-o', '127.0.0.1', '-d', dir, '-c', join(dir, 'config.json'), '-n', ...(opts.inMemory ? ['--in-memory'] : [])];
-    const c = spawn(process.execPath, args, {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    child = c;
-    let stderr = '';
-    c.stderr?.on('data', (d) => {
-      stderr += String(d);
-      if (process.env.SYNCGATE_TEST_LOG) appendFileSync(`${process.env.SYNCGATE_TEST_LOG}.couch-${port}`, String(d));
-    });
-    c.once('exit', (code, signal) => {
-      if (process.env.SYNCGATE_TEST_LOG) appendFileSync(`${process.env.SYNCGATE_TEST_LOG}.couch-${port}`, `exit ${code} ${signal}\n`);
-    });
-    for (let i = 0; ; i++) {
-      if (c.exitCode !== null) throw new Error(`pouchdb-server exited: ${stderr}`);
-      try {
-        if ((await fetch(`${base}/`)).ok) break;
-      } catch {
-        // not listening yet
-      }
-      if (i > 300) throw new Error('pouchdb-server did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const kill = async () => {
-    const c = child;
-    if (c && c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise((r) => c.once('exit', r));
-      c.kill('SIGKILL');
-      await exited;
-    }
-  };
-  await launch();
+  const args = [main, '-p', String(port), '-o', '127.0.0.1', '-d', dir, '-c', join(dir, 'config.json'), '-n', ...(opts.inMemory ? ['--in-memory'] : [])];
+  const proc = nodeProcess(
+    'pouchdb-server',
+    `couch-${port}`,
+    () => spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }),
+    async () => (await fetch(`${base}/`)).ok,
+  );
+  await proc.launch();
   const password = randomBytes(12).toString('hex');
   const res = await fetch(`${base}/_config/admins/admin`, { method: 'PUT', body: JSON.stringify(password) });
   if (!res.ok) throw new Error(`could not create the pouchdb-server admin: ${res.status}`);
-  return {
-    url: `http://admin:${password}@127.0.0.1:${port}`,
-    port,
-    get pid() {
-      return child?.pid;
-    },
-    kill,
-    restart: async () => {
-      await kill();
-      await launch();
-    },
-    async stop() {
-      await kill();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return couchNode(`http://admin:${password}@127.0.0.1:${port}`, port, dir, proc);
 }
