@@ -11,9 +11,9 @@ import { loadConfig } from '../server/config.js';
 import { createStore } from '../storage/create-store.js';
 import { userDbName } from '../storage/db-name.js';
 import { LeanSyncClient } from './lean-client.js';
-import { freePort, startPouchServer } from '../test/support/couch.js';
+import { freePort, startCouchNode } from '../test/support/couch.js';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -51,6 +51,15 @@ function cpuMs(pid?: number): number {
 function rss(pid?: number): string {
   try {
     return `${(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024).toFixed(0)} MB`;
+  } catch {
+    return '?';
+  }
+}
+
+/** Open file descriptors of a process ('?' where unreadable). */
+function openFiles(pid?: number): string {
+  try {
+    return String(readdirSync(`/proc/${pid}/fd`).length);
   } catch {
     return '?';
   }
@@ -124,14 +133,15 @@ const expect = async <R extends { status: number; text: string }>(p: Promise<R>,
 };
 
 export async function benchCouch(): Promise<number> {
-  // BENCH_USERS: the numbers of user databases on the node. Without COUCH_URL the node is a
-  // pouchdb-server of the bench's own, on disk (leveldb). pouchdb-server never closes a
+  // BENCH_USERS: the numbers of user databases on the node. Without COUCH_URL the node is the
+  // bench's own: an Apache CouchDB from COUCHDB_HOME when it is set, otherwise a
+  // pouchdb-server on disk (leveldb). pouchdb-server never closes a
   // database and each open one holds four file descriptors, so past 4,000 users it would
   // exceed this machine's hard limit of 20,000: those runs put the node in memory (memdown),
   // all levels alike, so that the levels stay comparable. BENCH_COUCH=disk|memory overrides.
   const levels = (process.env.BENCH_USERS ?? '100,1000').split(',').map(Number);
   const inMemory = (process.env.BENCH_COUCH ?? (Math.max(...levels) > 4000 ? 'memory' : 'disk')) === 'memory';
-  const own = process.env.COUCH_URL ? undefined : await startPouchServer({ inMemory });
+  const own = process.env.COUCH_URL ? undefined : await startCouchNode({ inMemory });
   const couchUrl = process.env.COUCH_URL ?? own!.url;
   const secret = randomBytes(24).toString('hex');
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-bench-'));
@@ -213,7 +223,7 @@ export async function benchCouch(): Promise<number> {
     );
   };
 
-  const kind = own ? `pouchdb-server ${inMemory ? 'in memory' : 'on disk (leveldb)'}` : 'COUCH_URL';
+  const kind = !own ? 'COUCH_URL' : process.env.COUCHDB_HOME ? `Apache CouchDB from ${process.env.COUCHDB_HOME}` : `pouchdb-server ${inMemory ? 'in memory' : 'on disk (leveldb)'}`;
   console.log(`\nCouch: ${kind} at ${couchUrl.replace(/\/\/[^@]*@/, '//')}; ${HOT} users with ${RECORDS + 100} records; ${SECONDS} s per measurement, gateway and raw alternating in ${ROUNDS} rounds`);
   console.log(`CPU ms per request: gw = the gateway process; couch(g), couch(r) = the Couch process on the gateway and the raw side; bench(g), bench(r) = this load generator`);
   console.log(
@@ -250,7 +260,7 @@ export async function benchCouch(): Promise<number> {
       let w = 0;
       await rate((c) => (w++ % 2 ? expect(client(pick(all, c, w)).get('/storage/meta/global'), 200) : expect(client(pick(all, c, w)).get('/info/collections'), 200)), 16, 5, 1);
     }
-    console.log(`(${users} user databases on the node, each touched once; resident memory: gateway ${rss(child.pid)}, Couch ${rss(own?.pid)})`);
+    console.log(`(${users} user databases on the node, each touched once; resident memory: gateway ${rss(child.pid)}, Couch ${rss(own?.pid)}; Couch open files ${openFiles(own?.pid)})`);
     for (const concurrency of [16, 64]) {
       let n = 0;
       const spread = (c: number) => pick(all, c, n++);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { keyIdOf, LocalAccounts } from '../server/tokenserver/local-accounts.js';
 import { SyncClient } from '../test/support/client.js';
-import { freePort, startPouchServer } from '../test/support/couch.js';
+import { freePort, startCouchNode } from '../test/support/couch.js';
 import { credentialsOf, requestToken } from '../test/support/tokens.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -24,7 +24,7 @@ interface Stats {
 
 export async function benchReplication(): Promise<void> {
   const levels = (process.env.BENCH_REPLICATION_USERS ?? '20,100,300').split(',').map(Number);
-  const [p, q, r] = await Promise.all([startPouchServer(), startPouchServer(), startPouchServer()]);
+  const [p, q, r] = await Promise.all([startCouchNode(), startCouchNode(), startCouchNode()]);
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-bench-repl-'));
   const port = await freePort();
   const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/syncgate.js', import.meta.url)), 'serve'], {

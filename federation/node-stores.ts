@@ -70,6 +70,11 @@ export class NodeStores {
     return n !== undefined && !n.downed && n.failedAt === undefined && !this.isTripped(name);
   }
 
+  /** Out, or back and not yet merged: failback, not replication, carries its writes (federation/failback.ts). */
+  mergedByFailback(name: string): boolean {
+    return name !== DEFAULT_NODE && !servable(this.registry.node(name));
+  }
+
   async route(uid: string): Promise<Route> {
     const placed = await this.registry.placement(Number(uid));
     const primary = placed?.node ?? DEFAULT_NODE;

@@ -18,6 +18,13 @@ export interface ReplicatorOptions {
   endpoint: (node: string) => Promise<NodeEndpoint | undefined>;
   /** Whether the node may be written to now (not failed or downed). */
   reachable: (node: string) => boolean;
+  /**
+   * Whether the node's writes reach its users' other copies by failback, not by replication:
+   * it is out, or back and not yet merged. Copied plainly, the writes only it had would keep
+   * their old timestamps, and a device that synced from the other copy meanwhile would never
+   * list them; failback gives them new ones.
+   */
+  mergedByFailback?: (node: string) => boolean;
   onError?: (err: unknown, uid: string, from: string, to: string) => void;
   onSkipped?: (skipped: Replicated['skipped'], from: string, to: string) => void;
 }
@@ -37,7 +44,7 @@ export interface ReplicationStats {
   running: number;
   completed: number;
   failed: number;
-  /** Dropped because the target was out; failback copies those users. */
+  /** Dropped because the target was out or the source is failback's to merge; failback copies those users. */
   dropped: number;
   /** Write acknowledged → on the other node, over the recent replications (ms). */
   lagMs: { p50: number; p99: number; max: number; samples: number };
@@ -139,7 +146,7 @@ export class Replicator {
       if (this.running.size >= this.opts.concurrency) break;
       if (job.due > now || this.running.has(job.uid)) continue;
       this.jobs.delete(job.uid);
-      if (!this.opts.reachable(job.to)) {
+      if (!this.opts.reachable(job.to) || this.opts.mergedByFailback?.(job.from)) {
         this.dropped++;
         continue;
       }

@@ -90,6 +90,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     concurrency: fed.replicationConcurrency,
     endpoint: (n) => nodeStores.endpoint(n),
     reachable: (n) => nodeStores.reachable(n),
+    mergedByFailback: (n) => nodeStores.mergedByFailback(n),
     onError: (err, _uid, from, to) => logger.warn({ err, from, to }, 'replication failed; retried later'),
     onSkipped: (skipped, from, to) => logger.warn({ from, to, skipped: skipped.length, first: skipped[0] }, 'replication: revisions the source could not give'),
   });

@@ -1,11 +1,11 @@
 // User databases on a Couch node over HTTP. Many gateways may share the node: nothing here
 // assumes this process is the only writer (the engine's compare-and-swap on `state` does).
+import { randomBytes } from 'node:crypto';
 import { designDoc } from '../../couch-design/index.js';
 import { userDbName } from '../db-name.js';
 import type { Doc, DocDb } from '../doc-db.js';
 import type { Backend } from '../engine/backend.js';
-import { randomBytes } from 'node:crypto';
-import { emptyState, type StateDoc } from '../engine/docs.js';
+import { emptyState } from '../engine/docs.js';
 import { CouchError, type CouchClient } from './couch-client.js';
 import { CouchDocDb } from './couch-doc-db.js';
 
@@ -153,8 +153,7 @@ export class CouchBackend implements Backend {
   private async probeDesign(name: string): Promise<void> {
     const db = new CouchDocDb(this.client, name, async () => {});
     if ((await designDoc.install(db)) !== 'installed') throw new Error('it was not written');
-    const state: StateDoc = { ...emptyState() };
-    if ((await db.put(state)) === 'conflict') throw new Error('a state document could not be written');
+    if ((await db.put(emptyState())) === 'conflict') throw new Error('a state document could not be written');
     let refused = false;
     try {
       await db.put({ _id: 'r:history:x', c: 'history', i: 'x', w: -1 } as Doc);
