@@ -80,6 +80,9 @@ export class NodeStores {
     const primary = placed?.node ?? DEFAULT_NODE;
     // A replica is kept only between Couch nodes (the embedded store cannot be replicated to).
     const replica = primary === DEFAULT_NODE && !this.config.couchUrl ? undefined : placed?.replica;
+    // A node just added by another gateway may not have reached this one's feed yet: never take
+    // it for one that is out (its users would be served from, and written to, their replicas).
+    for (const n of [primary, replica]) if (n !== undefined && n !== DEFAULT_NODE && !this.registry.node(n)) await this.registry.freshNode(n);
     let node = primary;
     let other = replica;
     if (primary !== DEFAULT_NODE && this.registry.node(primary)?.switchingSince !== undefined) {

@@ -207,6 +207,18 @@ export class Registry {
     return this.nodes.get(name);
   }
 
+  /**
+   * A node this gateway has not seen yet, read from the registry: a placement names a node that
+   * another gateway added less than a feed interval ago. Undefined: it is not in the registry.
+   */
+  async freshNode(name: string): Promise<NodeDoc | undefined> {
+    const known = this.nodes.get(name);
+    if (known) return known;
+    const doc = await this.db.get<NodeDoc>(`node:${name}`);
+    if (doc) this.observe(doc);
+    return doc;
+  }
+
   /** Where a uid's storage lives (cached, also when absent; the changes feed keeps it fresh). */
   async placement(uid: number): Promise<UidDoc | undefined> {
     const hit = this.uids.get(uid);

@@ -157,9 +157,6 @@ describe('failover and failback with three operators (nodes killed hard mid-load
       await admin('POST', '/nodes', { name: n, operator: `op-${n}`, url: nodes.get(n)?.url, capacity: 100 });
     }
     await admin('POST', '/nodes/default/drain');
-    // The second gateway learns of the nodes from the registry's feed (each second); users are
-    // placed on them only once both gateways know them.
-    await sleep(1500);
     for (let i = 0; i < 9; i++) users.push(await addUser('fo'));
   });
 
