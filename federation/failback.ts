@@ -2,7 +2,8 @@
 // out its users were served from their other copy, and it may hold writes that copy never got
 // (acknowledged just before it died). Before it is served again, every user it holds is merged:
 //
-//   1. replicate returning → serving, noting which documents the serving copy lacked
+//   1. replicate returning → serving, noting on the serving copy, before they are written there,
+//      the records it lacked (federation/restamp-intent.ts: a stopped failback forgets none)
 //   2. on the serving copy: resolve conflicts (newest write wins, state timestamps merged) and
 //      give the records whose returned version won a new timestamp, so every client's next
 //      incremental sync sees them (SyncStore.restampReturned)
@@ -15,8 +16,10 @@
 // it, holding a lease in the node document; another takes over if that gateway dies. Every
 // step can be repeated without harm.
 import type { Logger } from 'pino';
+import { failpoint } from '../common/failpoint.js';
 import type { NodeStores } from './node-stores.js';
 import { replicateUser } from './replicator.js';
+import { RestampIntent } from './restamp-intent.js';
 import type { NodeDoc, Registry, UidDoc } from './registry.js';
 
 export interface FailbackOptions {
@@ -64,11 +67,13 @@ export class Failback {
       if (n.switchingSince !== undefined && !(n.merging && n.merging.until > Date.now())) await this.clearSwitch(n.name);
       // The cached view first: a claim costs a registry read and write.
       if (!this.mergeable(n) || !(await this.claim(n.name))) continue;
+      const report: FailbackReport = { node: n.name, users: 0, restamped: 0, skipped: 0, ms: 0 };
       try {
-        const report = await this.mergeNode(n.name);
+        await this.mergeNode(n.name, report);
         this.logger.info({ failback: report }, 'node merged back and served again');
       } catch (err) {
-        this.logger.warn({ err, node: n.name }, 'failback stopped; it starts over');
+        // What it did so far counts: the next attempt does not restamp those records again.
+        this.logger.warn({ err, node: n.name, failback: { ...report, stopped: true } }, 'failback stopped; it starts over');
         await this.release(n.name, false);
       }
     }
@@ -107,9 +112,8 @@ export class Failback {
     });
   }
 
-  async mergeNode(node: string): Promise<FailbackReport> {
+  async mergeNode(node: string, report: FailbackReport = { node, users: 0, restamped: 0, skipped: 0, ms: 0 }): Promise<FailbackReport> {
     const started = Date.now();
-    const report: FailbackReport = { node, users: 0, restamped: 0, skipped: 0, ms: 0 };
     let renewed = Date.now();
     for await (const placed of this.registry.uidsOn(node)) {
       const other = placed.node === node ? placed.replica : placed.node;
@@ -145,9 +149,15 @@ export class Failback {
   async mergeUser(uid: string, returning: string, serving: string): Promise<number> {
     const [r, s] = await Promise.all([this.nodes.endpoint(returning), this.nodes.endpoint(serving)]);
     if (!r || !s) return 0;
-    const { written: returned, skipped } = await replicateUser(uid, r, s);
+    const intent = new RestampIntent(s.client, uid);
+    // What an earlier attempt copied and did not restamp comes first.
+    const noted = await intent.pending();
+    const { written, skipped } = await replicateUser(uid, r, s, { beforeWrite: (docs) => intent.note(docs) });
+    failpoint('failback:after-copy');
     if (skipped.length > 0) this.logger.warn({ node: returning, skipped: skipped.length, first: skipped[0] }, 'failback: revisions the returning node could not give');
+    const returned = [...noted, ...written];
     const restamped = returned.length > 0 ? await (await this.nodes.storeOf(serving)).restampReturned(uid, returned) : 0;
+    if (noted.length > 0 || written.length > 0) await intent.clear();
     await replicateUser(uid, s, r);
     return restamped;
   }

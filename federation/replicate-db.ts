@@ -54,19 +54,25 @@ function remember(key: string, k: Known): void {
   if (known.size > KNOWN_MAX) known.delete(known.keys().next().value as string);
 }
 
-async function putCheckpoint(client: CouchClient, db: string, id: string, seq: string | number, rev: string | undefined): Promise<string> {
+/**
+ * Writes the checkpoint; undefined when it could not (another copy of the same route kept
+ * moving it). A checkpoint only saves work: a replication never fails for want of one.
+ */
+async function putCheckpoint(client: CouchClient, db: string, id: string, seq: string | number, rev: string | undefined): Promise<string | undefined> {
   const doc: Checkpoint = { _id: id, seq };
   if (rev) doc._rev = rev;
-  try {
-    return (await client.request<{ rev: string }>({ method: 'PUT', db, doc: id, body: doc })).rev;
-  } catch (e) {
-    if (!(e instanceof CouchError && e.statusCode === 409)) throw e;
-    // Another copy of the same route moved it: write over what is there now.
-    const current = await readCheckpoint(client, db, id);
-    if (current?._rev) doc._rev = current._rev;
-    else delete doc._rev;
-    return (await client.request<{ rev: string }>({ method: 'PUT', db, doc: id, body: doc })).rev;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return (await client.request<{ rev: string }>({ method: 'PUT', db, doc: id, body: doc })).rev;
+    } catch (e) {
+      if (!(e instanceof CouchError && e.statusCode === 409)) throw e;
+      // Another gateway copying the same route moved it: write over what is there now.
+      const current = await readCheckpoint(client, db, id);
+      if (current?._rev) doc._rev = current._rev;
+      else delete doc._rev;
+    }
   }
+  return undefined;
 }
 
 export interface Replicated {
@@ -75,7 +81,12 @@ export interface Replicated {
   skipped: Array<{ id: string; error: unknown }>;
 }
 
-export async function replicateDb(source: CouchClient, target: CouchClient, db: string, route: string): Promise<Replicated> {
+export interface ReplicateOptions {
+  /** Called with each batch of documents before it is written to the target. */
+  beforeWrite?: (docs: Doc[]) => Promise<void>;
+}
+
+export async function replicateDb(source: CouchClient, target: CouchClient, db: string, route: string, opts: ReplicateOptions = {}): Promise<Replicated> {
   const checkpointId = `_local/syncgate-${createHash('sha256').update(route).digest('hex').slice(0, 24)}`;
   const key = `${route}\n${db}`;
   let cp = known.get(key);
@@ -101,10 +112,15 @@ export async function replicateDb(source: CouchClient, target: CouchClient, db: 
     const wanted = Object.entries(diff).flatMap(([id, d]) => (d.missing ?? []).map((rev) => ({ id, rev })));
     if (wanted.length > 0) {
       const got = await source.request<BulkGetResult>({ method: 'POST', db, path: '_bulk_get', qs: { revs: true }, body: { docs: wanted } });
-      const docs = got.results.flatMap((r) => r.docs.flatMap((d) => (d.ok ? [d.ok] : [])));
       // A revision the source can no longer give was replaced meanwhile: its successor comes
-      // with a later change. Reported, so a persistent gap would be seen in the logs.
-      for (const r of got.results) for (const d of r.docs) if (d.error) skipped.push({ id: r.id, error: d.error });
+      // with a later change. The document's other revisions wait for it: written alone, the
+      // deletion of a losing leaf could reach the target before the version that replaced it,
+      // and leave the document there with no live revision. Reported, so a persistent gap
+      // would be seen in the logs.
+      const incomplete = new Set<string>();
+      for (const r of got.results) for (const d of r.docs) if (d.error) (incomplete.add(r.id), skipped.push({ id: r.id, error: d.error }));
+      const docs = got.results.filter((r) => !incomplete.has(r.id)).flatMap((r) => r.docs.flatMap((d) => (d.ok ? [d.ok] : [])));
+      await opts.beforeWrite?.(docs);
       const results = await target.request<Array<{ id: string; error?: string; reason?: string }>>({
         method: 'POST',
         db,
@@ -118,7 +134,8 @@ export async function replicateDb(source: CouchClient, target: CouchClient, db: 
     since = changes.last_seq;
     cp = { ...cp, seq: since };
     if (Date.now() - cp.written >= CHECKPOINT_EVERY_MS) {
-      cp = { seq: since, rev: await putCheckpoint(target, db, checkpointId, since, cp.rev), written: Date.now() };
+      const rev = await putCheckpoint(target, db, checkpointId, since, cp.rev);
+      cp = rev ? { seq: since, rev, written: Date.now() } : { seq: since, written: Date.now() };
     }
     remember(key, cp);
     if (changes.results.length < BATCH) break;

@@ -8,7 +8,7 @@
 // another operator.
 import { userDbName } from '../storage/db-name.js';
 import type { NodeEndpoint } from './node-stores.js';
-import { replicateDb, type Replicated } from './replicate-db.js';
+import { replicateDb, type Replicated, type ReplicateOptions } from './replicate-db.js';
 
 export interface ReplicatorOptions {
   /** How long after a write the replication starts (more writes meanwhile join it). */
@@ -55,7 +55,7 @@ const LAG_SAMPLES = 2000;
 const ensured = new Set<string>();
 
 /** One one-shot replication of a user database; returns the documents written to the target. */
-export async function replicateUser(uid: string, from: NodeEndpoint, to: NodeEndpoint): Promise<Replicated> {
+export async function replicateUser(uid: string, from: NodeEndpoint, to: NodeEndpoint, opts: ReplicateOptions = {}): Promise<Replicated> {
   const name = userDbName(uid);
   // The target is created with its _security closed before anything is copied into it (once
   // per process and database; a database deleted since is created again on the next failure).
@@ -66,7 +66,7 @@ export async function replicateUser(uid: string, from: NodeEndpoint, to: NodeEnd
     if (ensured.size > 100_000) ensured.delete(ensured.values().next().value as string);
   }
   try {
-    return await replicateDb(from.client, to.client, name, `${from.name}->${to.name}`);
+    return await replicateDb(from.client, to.client, name, `${from.name}->${to.name}`, opts);
   } catch (e) {
     ensured.delete(key); // checked again next time
     throw e;

@@ -64,6 +64,8 @@ export interface FederationConfig {
   /** Failed checks in a row before the node's users are served from their replicas. */
   healthFailures: number;
   healthTimeoutMs: number;
+  /** How long a gateway merging a returned node holds it before another may take over. */
+  failbackLeaseMs: number;
 }
 
 /** The token endpoint (spec 9) and the identity providers whose access tokens it accepts. */
@@ -198,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       healthSuspectIntervalMs: int('SYNCGATE_HEALTH_SUSPECT_INTERVAL_MS', 'health_suspect_interval_ms', 500, 50),
       healthFailures: int('SYNCGATE_HEALTH_FAILURES', 'health_failures', 3, 1, 100),
       healthTimeoutMs: int('SYNCGATE_HEALTH_TIMEOUT_MS', 'health_timeout_ms', 2000, 50),
+      failbackLeaseMs: int('SYNCGATE_FAILBACK_LEASE_MS', 'failback_lease_ms', 30_000, 1000),
     },
   };
   const fxaOAuthUrl = str('SYNCGATE_FXA_OAUTH_URL', 'fxa_oauth_url', 'https://oauth.accounts.firefox.com').replace(/\/+$/, '');

@@ -94,7 +94,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     onError: (err, _uid, from, to) => logger.warn({ err, from, to }, 'replication failed; retried later'),
     onSkipped: (skipped, from, to) => logger.warn({ from, to, skipped: skipped.length, first: skipped[0] }, 'replication: revisions the source could not give'),
   });
-  const failback = new Failback(registry, nodeStores, { owner: randomBytes(8).toString('hex'), leaseMs: 30_000, propagationMs: registryDb.shared ? 2500 : 0 }, logger);
+  const failback = new Failback(registry, nodeStores, { owner: randomBytes(8).toString('hex'), leaseMs: config.federation.failbackLeaseMs, propagationMs: registryDb.shared ? 2500 : 0 }, logger);
   const admin = config.adminToken
     ? {
         nodes: new NodeAdmin(registryDb.db, secrets, () => registry.follow()),

@@ -17,6 +17,13 @@ export interface BulkResult {
   rev?: string;
 }
 
+/** A leaf revision of a document, with the body it still has (its parent's, for a deletion). */
+export interface Leaf<T> {
+  rev: string;
+  deleted: boolean;
+  body?: T;
+}
+
 export interface Changes<T> {
   docs: Array<T | (Doc & { _deleted: true })>;
   lastSeq: string | number;
@@ -34,6 +41,35 @@ export interface DocDb {
   changes<T extends Doc>(since: string | number): Promise<Changes<T>>;
   /** The given leaf revisions of one document (to resolve replication conflicts). */
   revisions<T extends Doc>(id: string, revs: string[]): Promise<T[]>;
+  /**
+   * Every leaf of a document that reads as not found: none if it was never written. For a
+   * deleted leaf, the body is its parent's, where still stored.
+   */
+  leaves<T extends Doc>(id: string): Promise<Leaf<T>[]>;
+}
+
+type OpenRev<T> = { ok?: T & { _revisions?: { start: number; ids: string[] } }; missing?: string };
+
+/** The leaves of an `open_revs=all&revs=true` answer; `fetch` reads one revision (undefined if gone). */
+export async function leavesOf<T extends Doc>(open: OpenRev<T>[], fetch: (rev: string) => Promise<T | undefined>): Promise<Leaf<T>[]> {
+  const leaves: Leaf<T>[] = [];
+  for (const r of open) {
+    if (r.missing) {
+      leaves.push({ rev: r.missing, deleted: false });
+      continue;
+    }
+    const doc = r.ok;
+    if (!doc?._rev) continue;
+    if (!doc._deleted) {
+      const { _revisions: _r, ...body } = doc;
+      leaves.push({ rev: doc._rev, deleted: false, body: body as T });
+      continue;
+    }
+    const history = doc._revisions;
+    const parent = history && history.ids.length > 1 ? await fetch(`${history.start - 1}-${history.ids[1]}`) : undefined;
+    leaves.push({ rev: doc._rev, deleted: true, ...(parent && !parent._deleted ? { body: parent } : {}) });
+  }
+  return leaves;
 }
 
 /** A document as it may be written: _conflicts is read-only and Couch refuses it on writes. */

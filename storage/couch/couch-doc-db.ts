@@ -1,6 +1,6 @@
 // DocDb on one user database of a Couch node, over HTTP. Reads ask for _conflicts so the
 // engine can resolve revisions that replication brought in before anything reaches a client.
-import { writable, type BulkResult, type Changes, type Doc, type DocDb } from '../doc-db.js';
+import { leavesOf, writable, type BulkResult, type Changes, type Doc, type DocDb, type Leaf } from '../doc-db.js';
 import { CouchError, type CouchClient, type CouchRequest } from './couch-client.js';
 
 interface Row<T> {
@@ -121,5 +121,23 @@ export class CouchDocDb implements DocDb {
       qs: { open_revs: JSON.stringify(revs) },
     });
     return res.flatMap((r) => (r.ok ? [r.ok] : []));
+  }
+
+  async leaves<T extends Doc>(id: string): Promise<Leaf<T>[]> {
+    let open: Array<{ ok?: T; missing?: string }>;
+    try {
+      open = await this.call({ method: 'GET', db: this.name, doc: id, qs: { open_revs: 'all', revs: true } });
+    } catch (e) {
+      if (e instanceof CouchError && e.statusCode === 404) return [];
+      throw e;
+    }
+    return leavesOf<T>(open, async (rev) => {
+      try {
+        return await this.call<T>({ method: 'GET', db: this.name, doc: id, qs: { rev } });
+      } catch (e) {
+        if (e instanceof CouchError && e.statusCode === 404) return undefined;
+        throw e;
+      }
+    });
   }
 }

@@ -33,8 +33,11 @@ export function mergeStates(versions: StateDoc[]): StateDoc {
 }
 
 /**
- * Writes the resolved version on top of the current winner and deletes the losing leaves.
+ * Writes the resolved version on top of the current winner, then deletes the losing leaves.
  * Idempotent: two gateways resolving at once write the same content; one of them wins.
+ * The losers go only once the resolved version is stored: deleted in the same request, a
+ * write of the winner that lost a race would leave the document with no live revision, and
+ * replicated that way a copy would read its state as never written.
  */
 export async function resolveConflicts(db: DocDb, doc: Doc): Promise<void> {
   if (!doc._conflicts || doc._conflicts.length === 0) return;
@@ -46,6 +49,7 @@ export async function resolveConflicts(db: DocDb, doc: Doc): Promise<void> {
   else content = doc; // batches, chunks, journals: the current winner is as good as any
   const { _conflicts: _c, _rev: _r, ...body } = content;
   const winner: Doc = { ...body, _id: doc._id, _rev: doc._rev as string };
-  const deletions: Doc[] = doc._conflicts.map((rev) => ({ _id: doc._id, _rev: rev, _deleted: true }));
-  await db.bulk([winner, ...deletions]);
+  const [written] = await db.bulk([winner]);
+  if (!written?.ok) return; // moved meanwhile: the caller reads it again
+  await db.bulk(doc._conflicts.map((rev) => ({ _id: doc._id, _rev: rev, _deleted: true })));
 }

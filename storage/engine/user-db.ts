@@ -31,7 +31,7 @@ import {
   type RecordDoc,
   type StateDoc,
 } from './docs.js';
-import { resolveConflicts } from './conflicts.js';
+import { mergeStates, resolveConflicts } from './conflicts.js';
 import { Mutex } from './mutex.js';
 import { RecordIndex } from './record-index.js';
 import { isWriteBase, mergeInputs, mergeRecord } from './records.js';
@@ -129,7 +129,12 @@ export class UserDb {
   async readState(): Promise<StateDoc> {
     const deadline = Date.now() + 2 * this.opts.leaseMs;
     for (;;) {
-      const state = (await this.db.get<StateDoc>(STATE_ID)) ?? emptyState();
+      let state = await this.db.get<StateDoc>(STATE_ID);
+      if (!state) {
+        const rebuilt = await this.rebuildState();
+        if (rebuilt === 'moved') continue;
+        state = rebuilt ?? emptyState();
+      }
       if (state._conflicts?.length) {
         await resolveConflicts(this.db, state);
         continue;
@@ -149,6 +154,31 @@ export class UserDb {
       if (Date.now() > deadline) throw new SyncError('conflict', 'pending write did not finish');
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /**
+   * A state that reads as not found although it was written: every leaf left deleted, or a
+   * winner whose body is gone (pouchdb-server under concurrent replication does that). Read as
+   * empty it would hide every record and restart the timestamps, so it is written again from
+   * what its leaves still hold, on top of the leaf Couch takes for the winner. Undefined: never
+   * written; 'moved': someone wrote it meanwhile, read it again.
+   */
+  private async rebuildState(): Promise<StateDoc | 'moved' | undefined> {
+    const leaves = await this.db.leaves<StateDoc>(STATE_ID);
+    if (leaves.length === 0) return undefined;
+    const bodies = leaves.flatMap((l) => (l.body ? [l.body] : []));
+    if (bodies.length === 0) throw new SyncError('unavailable', 'the state document has no readable revision');
+    const depth = (rev: string) => Number(rev.split('-')[0]);
+    const winner = leaves.reduce((a, b) => {
+      if (a.deleted !== b.deleted) return a.deleted ? b : a;
+      if (depth(a.rev) !== depth(b.rev)) return depth(a.rev) > depth(b.rev) ? a : b;
+      return a.rev > b.rev ? a : b;
+    });
+    const next: StateDoc = { ...mergeStates(bodies), _rev: winner.rev };
+    const rev = await this.db.put(next);
+    if (rev === 'conflict') return 'moved';
+    next._rev = rev;
+    return next;
   }
 
   /** A pending write begun on another node's copy of this database: nobody is finishing it here. */
@@ -232,7 +262,9 @@ export class UserDb {
     failpoint('commit:before-state');
     const done: StateDoc = structuredClone(state);
     done.pending = null;
-    done.collections[p.collection] = p.T;
+    // A pending write replicated from another copy and rolled forward here may be older than
+    // what this copy has committed since: the collection never moves back.
+    done.collections[p.collection] = Math.max(done.collections[p.collection] ?? 0, p.T);
     done.storage = Math.max(done.storage, p.T);
     this.stamp(done);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
@@ -293,7 +325,7 @@ export class UserDb {
       case 'write':
         return this.applyRecords(op.records, collection, T, state, renew);
       case 'delete':
-        return this.applyDeletes(op.ids.map((id) => recordId(collection, id)));
+        return this.applyDeletes(op.ids.map((id) => recordId(collection, id)), T);
       case 'restamp':
         return this.applyRestamp(op.ids.map((id) => recordId(collection, id)), T);
       case 'commit': {
@@ -337,7 +369,8 @@ export class UserDb {
         const docs: RecordDoc[] = [];
         for (const r of todo) {
           const base = existing.get(recordId(collection, r.id));
-          if (base?.w === T) continue;
+          // Applied already, or written over since (a replicated pending rolled forward late).
+          if (base && base.w >= T) continue;
           const doc = mergeRecord(base && isWriteBase(base, state, collection, T) ? base : undefined, r, collection, T);
           if (base?._rev) doc._rev = base._rev;
           docs.push(doc);
@@ -379,7 +412,9 @@ export class UserDb {
     }
   }
 
-  private applyDeletes(ids: string[]): Promise<void> {
-    return this.deleteDocs(ids);
+  /** Deletes the records not written since T (a replicated pending may be rolled forward late). */
+  private async applyDeletes(ids: string[], T: number): Promise<void> {
+    const existing = await this.db.getMany<RecordDoc>(ids);
+    await this.deleteDocs([...existing.values()].filter((d) => d.w <= T).map((d) => d._id));
   }
 }

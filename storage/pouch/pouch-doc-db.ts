@@ -1,5 +1,5 @@
 // DocDb on an embedded PouchDB (LevelDB in the data folder).
-import { writable, type BulkResult, type Changes, type Doc, type DocDb } from '../doc-db.js';
+import { leavesOf, writable, type BulkResult, type Changes, type Doc, type DocDb, type Leaf } from '../doc-db.js';
 
 interface PouchError {
   status?: number;
@@ -22,6 +22,24 @@ export class PouchDocDb implements DocDb {
   async revisions<T extends Doc>(id: string, revs: string[]): Promise<T[]> {
     const res = (await this.pouch.get(id, { open_revs: revs })) as unknown as Array<{ ok?: T }>;
     return res.flatMap((r) => (r.ok ? [r.ok] : []));
+  }
+
+  async leaves<T extends Doc>(id: string): Promise<Leaf<T>[]> {
+    let open: Array<{ ok?: T; missing?: string }>;
+    try {
+      open = (await this.pouch.get(id, { open_revs: 'all', revs: true })) as unknown as Array<{ ok?: T; missing?: string }>;
+    } catch (e) {
+      if (status(e) === 404) return [];
+      throw e;
+    }
+    return leavesOf<T>(open, async (rev) => {
+      try {
+        return (await this.pouch.get(id, { rev })) as unknown as T;
+      } catch (e) {
+        if (status(e) === 404) return undefined;
+        throw e;
+      }
+    });
   }
 
   async getMany<T extends Doc>(ids: string[]): Promise<Map<string, T>> {

@@ -40,6 +40,8 @@ interface User {
   okTimes: number[];
   seen: Set<string>;
   lastSync: number;
+  /** What each incremental sync got, for a failure message. */
+  syncs: string[];
 }
 
 describe('failover and failback with three operators (nodes killed hard mid-load)', function () {
@@ -92,6 +94,7 @@ describe('failover and failback with three operators (nodes killed hard mid-load
       firstOkAfter: (t) => okTimes.find((x) => x > t),
       seen: new Set(),
       lastSync: 0,
+      syncs: [],
     };
   }
 
@@ -118,12 +121,33 @@ describe('failover and failback with three operators (nodes killed hard mid-load
   /** The second device: GET newer= its last sync, remember the ids and the new timestamp. */
   async function incrementalSync(u: User): Promise<void> {
     const res = await u.reader.get(`/storage/history?newer=${u.lastSync.toFixed(2)}&full=1`);
+    const got = res.status === 200 ? (res.json() as Array<{ id: string }>) : [];
+    u.syncs.push(`${Date.now()} ${res.status} newer=${u.lastSync.toFixed(2)} -> ${res.header('x-last-modified')} (${got.length} records)`);
     if (res.status !== 200) return;
-    for (const r of res.json() as Array<{ id: string }>) u.seen.add(r.id);
+    for (const r of got) u.seen.add(r.id);
     u.lastSync = Number(res.header('x-last-modified'));
   }
 
   const syncAll = () => Promise.all(users.map((u) => incrementalSync(u)));
+
+  /** Where each unseen record is, on both copies, and what the second device got: a failure must say why. */
+  async function explainUnseen(u: User, unseen: string[], killedAt: number): Promise<string> {
+    const lines = [`uid ${u.creds.uid}: second device syncs (ms after the kill):`];
+    for (const s of u.syncs) lines.push(`  ${Number(s.split(' ')[0]) - killedAt} ${s.slice(s.indexOf(' ') + 1)}`);
+    for (const node of [u.node, u.replica]) {
+      const state = await (await onNode(node, `/sync_${u.creds.uid}/state?conflicts=true`)).text();
+      lines.push(`  node ${node} state: ${state.trim()}`);
+      const leaves = await (await onNode(node, `/sync_${u.creds.uid}/state?open_revs=all&revs=true`)).text();
+      lines.push(`  node ${node} state leaves: ${leaves.trim().slice(0, 12000)}`);
+      const info = await (await onNode(node, `/sync_${u.creds.uid}`)).text();
+      lines.push(`  node ${node} db: ${info.trim()}`);
+      for (const id of unseen.slice(0, 3)) {
+        const doc = await (await onNode(node, `/sync_${u.creds.uid}/${encodeURIComponent(`r:history:${id}`)}?conflicts=true&revs=true`)).text();
+        lines.push(`  node ${node} ${id} (acked ${(u.acked.get(id) ?? 0) - killedAt} ms): ${doc.trim()}`);
+      }
+    }
+    return lines.join('\n');
+  }
 
   before(async () => {
     const started = await Promise.all([startCouchNode(), startCouchNode(), startCouchNode(), startCouchNode()]);
@@ -209,12 +233,15 @@ describe('failover and failback with three operators (nodes killed hard mid-load
     while ((await nodeState(victim)) !== 'active' && Date.now() < backBy) await sleep(250);
     const activeAt = Date.now();
     assert.equal(await nodeState(victim), 'active', `node ${victim} merged back and served again`);
-    const report = new RegExp(`"failback":\\{"node":"${victim}","users":(\\d+),"restamped":(\\d+)`);
+    const report = new RegExp(`"failback":\\{"node":"${victim}","users":(\\d+),"restamped":(\\d+)[^}]*\\},"msg":"node merged back`);
     // This failback's report: logged after the restart (gateway logs are buffered).
     for (let i = 0; i < 40 && !report.test(log.slice(logBeforeRestart)); i++) await sleep(250);
     const merged = report.exec(log.slice(logBeforeRestart));
     assert.ok(merged, 'a failback report was logged');
-    console.log(`      failback: ${merged[1]} users merged, ${merged[2]} records restamped`);
+    // An attempt that stopped (and was started over) reports what it had done.
+    const attempts = [...log.slice(logBeforeRestart).matchAll(new RegExp(`"failback":\\{"node":"${victim}","users":\\d+,"restamped":(\\d+)`, 'g'))];
+    const restamped = attempts.reduce((sum, m) => sum + Number(m[1]), 0);
+    console.log(`      failback: ${merged[1]} users merged, ${restamped} records restamped (${attempts.length} attempt(s))`);
 
     await sleep(1500); // writes go to node a again
     writing = false;
@@ -241,10 +268,11 @@ describe('failover and failback with three operators (nodes killed hard mid-load
       assert.deepEqual(when, [], `uid ${u.creds.uid} (node ${u.node}, replica ${u.replica}, victim ${victim}) lost acknowledged writes (ms after the kill; back at ${backAt - killedAt}, active at ${activeAt - killedAt})`);
       const unseen = [...u.acked.keys()].filter((id) => !u.seen.has(id));
       const unseenWhen = unseen.map((id) => `${id}@${(u.acked.get(id) ?? 0) - killedAt}ms`);
+      if (unseen.length > 0) console.log(await explainUnseen(u, unseen, killedAt));
       assert.deepEqual(unseenWhen, [], `uid ${u.creds.uid} (node ${u.node}, replica ${u.replica}, victim ${victim}): records its second device never saw incrementally (ms after the kill)`);
     }
     // Not vacuous: some writes acknowledged on a had not reached the replicas, and came back.
-    assert.ok(Number(merged[2]) > 0, 'the kill caught writes that only the killed node had (restamped at failback)');
+    assert.ok(restamped > 0, 'the kill caught writes that only the killed node had (restamped at failback)');
     // Node a serves its users again: a new write lands there.
     const v = victims[0] as User;
     assert.equal((await v.writers[0]?.put('/storage/history/after-failback', { payload: 'x' }))?.status, 200);

@@ -1,0 +1,77 @@
+// What replication can leave of a user's `state` document on a copy, and what the gateway
+// serving that copy makes of it:
+//   - every revision deleted (a losing leaf's deletion arriving without the version that
+//     replaced it; pouchdb-server also loses a winner's body under concurrent replication):
+//     read as never written, it would hide every record and restart the timestamps;
+//   - a pending write from another node rolled forward here after this copy committed newer
+//     writes: it must not overwrite them, nor move the collection's timestamp back.
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { testCouchUrl } from '../support/couch.js';
+import { startGateway, type TestGateway } from '../support/gateway.js';
+
+interface State {
+  _rev: string;
+  storage: number;
+  collections: Record<string, number>;
+  pending?: unknown;
+}
+
+describe('a state document damaged by replication (Couch)', () => {
+  let gw: TestGateway;
+  let couch: URL;
+  let auth: string;
+  const onCouch = (path: string, init: RequestInit = {}) =>
+    fetch(`${couch.origin}${path}`, { ...init, headers: { Authorization: auth, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
+  before(async () => {
+    couch = new URL(await testCouchUrl());
+    auth = `Basic ${Buffer.from(`${decodeURIComponent(couch.username)}:${decodeURIComponent(couch.password)}`).toString('base64')}`;
+    gw = await startGateway({ COUCH_URL: couch.href });
+  });
+  after(() => gw.close());
+
+  it('one whose every revision is deleted is rebuilt from them: every record stays listed, timestamps unchanged, the next write hides nothing', async () => {
+    const u = gw.newUser({ uid: randomInt(1, 2 ** 31) });
+    assert.equal((await u.put('/storage/history/h1', { payload: 'h' })).status, 200);
+    assert.equal((await u.put('/storage/bookmarks/b1', { payload: 'b' })).status, 200);
+    const info = (await u.get('/info/collections')).json() as Record<string, number>;
+    const state = (await (await onCouch(`/sync_${u.uid}/state`)).json()) as State;
+    assert.equal((await onCouch(`/sync_${u.uid}/state?rev=${state._rev}`, { method: 'DELETE' })).status, 200);
+    assert.equal((await onCouch(`/sync_${u.uid}/state`)).status, 404, 'premise: the state reads as not found');
+
+    assert.deepEqual((await u.get('/info/collections')).json(), info, 'the same collections and timestamps');
+    assert.deepEqual((await u.get('/storage/bookmarks')).json(), ['b1']);
+    assert.equal((await u.put('/storage/history/h2', { payload: 'h' })).status, 200);
+    assert.deepEqual(((await u.get('/storage/history')).json() as string[]).sort(), ['h1', 'h2']);
+    assert.deepEqual((await u.get('/storage/bookmarks')).json(), ['b1'], 'another collection is not hidden by the next write');
+    assert.equal((await onCouch(`/sync_${u.uid}/state`)).status, 200, 'the state is written again');
+  });
+
+  it('a pending write from another node, rolled forward after newer writes here, overwrites none of them and moves no timestamp back', async () => {
+    const u = gw.newUser({ uid: randomInt(1, 2 ** 31) });
+    assert.equal((await u.put('/storage/history/old', { payload: 'first' })).status, 200);
+    const first = (await (await onCouch(`/sync_${u.uid}/state`)).json()) as State;
+    assert.equal((await u.put('/storage/history/old', { payload: 'newer' })).status, 200);
+    assert.equal((await u.put('/storage/history/other', { payload: 'o' })).status, 200);
+    const modified = Number((await u.get('/storage/history')).header('x-last-modified'));
+    // The write of 'old' as it was in flight on another node, stamped before the two above.
+    const state = (await (await onCouch(`/sync_${u.uid}/state`)).json()) as State;
+    state.pending = {
+      T: first.storage + 1,
+      collection: 'history',
+      owner: 'a-gateway-on-another-node',
+      lease: Date.now() + 60_000,
+      node: 'a-node-that-died',
+      op: { kind: 'write', records: [{ id: 'old', payload: 'stale' }, { id: 'gone', payload: 'g' }] },
+    };
+    assert.equal((await onCouch(`/sync_${u.uid}/state`, { method: 'PUT', body: JSON.stringify(state) })).status, 201);
+
+    const list = await u.get('/storage/history?full=1');
+    assert.equal(list.status, 200);
+    const byId = new Map((list.json() as Array<{ id: string; payload: string }>).map((r) => [r.id, r.payload]));
+    assert.equal(byId.get('old'), 'newer', 'the newer write kept');
+    assert.equal(byId.get('other'), 'o');
+    assert.equal(byId.get('gone'), 'g', 'the rolled-forward write applied where nothing newer was');
+    assert.ok(Number(list.header('x-last-modified')) >= modified, 'the collection timestamp did not move back');
+  });
+});
