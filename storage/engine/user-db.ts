@@ -132,7 +132,10 @@ export class UserDb {
       let state = await this.db.get<StateDoc>(STATE_ID);
       if (!state) {
         const rebuilt = await this.rebuildState();
-        if (rebuilt === 'moved') continue;
+        if (rebuilt === 'moved') {
+          if (Date.now() > deadline) throw new SyncError('unavailable', 'the state document could not be written again');
+          continue;
+        }
         state = rebuilt ?? emptyState();
       }
       if (state._conflicts?.length) {
@@ -169,12 +172,11 @@ export class UserDb {
     const bodies = leaves.flatMap((l) => (l.body ? [l.body] : []));
     if (bodies.length === 0) throw new SyncError('unavailable', 'the state document has no readable revision');
     const depth = (rev: string) => Number(rev.split('-')[0]);
-    const winner = leaves.reduce((a, b) => {
-      if (a.deleted !== b.deleted) return a.deleted ? b : a;
-      if (depth(a.rev) !== depth(b.rev)) return depth(a.rev) > depth(b.rev) ? a : b;
-      return a.rev > b.rev ? a : b;
-    });
-    const next: StateDoc = { ...mergeStates(bodies), _rev: winner.rev };
+    const live = leaves.filter((l) => !l.deleted);
+    // On a live leaf (its body may be gone); a deleted document is written again without _rev.
+    const winner = live.length > 0 ? live.reduce((a, b) => (depth(a.rev) !== depth(b.rev) ? (depth(a.rev) > depth(b.rev) ? a : b) : a.rev > b.rev ? a : b)) : undefined;
+    const next: StateDoc = mergeStates(bodies);
+    if (winner) next._rev = winner.rev;
     const rev = await this.db.put(next);
     if (rev === 'conflict') return 'moved';
     next._rev = rev;
