@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyIdOf, LocalAccounts } from '../../server/tokenserver/local-accounts.js';
-import { adminApi } from '../support/admin.js';
+import { adminApi, federationEnv } from '../support/admin.js';
 import { SyncClient } from '../support/client.js';
 import { startCouchNode, type CouchNode } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
@@ -45,19 +45,12 @@ describe('failback stopped between copy and restamp (the merging gateway killed)
     registryCouch = r as CouchNode;
     nodes.set('a', a as CouchNode).set('b', b as CouchNode);
     dir = await mkdtemp(join(tmpdir(), 'syncgate-failback-resume-'));
-    env = {
-      SYNCGATE_DATA: dir,
-      PORT: '0',
-      COUCH_URL: registryCouch.url,
-      SYNCGATE_ADMIN_TOKEN: ADMIN,
-      SYNC_MASTER_SECRET: randomBytes(24).toString('hex'),
-      SYNCGATE_NODE_SECRET: randomBytes(24).toString('hex'),
-      SYNCGATE_FXA: 'false',
+    env = federationEnv(dir, registryCouch.url, ADMIN, {
       SYNCGATE_HEALTH_TIMEOUT_MS: '5000',
       // Nothing replicates by itself: every write before the kill is on the primary alone.
       SYNCGATE_REPLICATION_DELAY_MS: '600000',
       SYNCGATE_FAILBACK_LEASE_MS: '2000',
-    };
+    });
     gw = await spawn({ SYNCGATE_FAILPOINT: 'failback:after-copy' });
     for (const n of ['a', 'b']) {
       await admin('POST', '/operators', { name: `op-${n}` });

@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyIdOf, LocalAccounts } from '../../server/tokenserver/local-accounts.js';
-import { adminApi } from '../support/admin.js';
+import { adminApi, federationEnv } from '../support/admin.js';
 import { SyncClient, type Credentials } from '../support/client.js';
 import { startCouchNode, type CouchNode } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
@@ -154,21 +154,14 @@ describe('failover and failback with three operators (nodes killed hard mid-load
     registryCouch = started[0] as CouchNode;
     ['a', 'b', 'c'].forEach((n, i) => nodes.set(n, started[i + 1] as CouchNode));
     dir = await mkdtemp(join(tmpdir(), 'syncgate-failover-'));
-    gatewayEnv = {
-      SYNCGATE_DATA: dir,
-      PORT: '0',
-      COUCH_URL: registryCouch.url,
-      SYNCGATE_ADMIN_TOKEN: ADMIN,
-      SYNC_MASTER_SECRET: randomBytes(24).toString('hex'),
-      SYNCGATE_NODE_SECRET: randomBytes(24).toString('hex'),
-      SYNCGATE_FXA: 'false',
+    gatewayEnv = federationEnv(dir, registryCouch.url, ADMIN, {
       SYNCGATE_COUCH_TIMEOUT_MS: '3000',
       // Nodes die by SIGKILL here (refused connections); a slow answer from a node on this
       // busy machine must not count as death.
       SYNCGATE_HEALTH_TIMEOUT_MS: '5000',
       // Wide enough that writes acknowledged just before the kill have not reached the replica.
       SYNCGATE_REPLICATION_DELAY_MS: '3000',
-    };
+    });
     for (let i = 0; i < 2; i++) {
       const gw = await spawnGateway(gatewayEnv);
       gw.child.stdout?.on('data', (d) => (log += String(d)));

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeToken } from '../../server/auth/tokenlib.js';
 import { keyIdOf, LocalAccounts, type LocalAccount } from '../../server/tokenserver/local-accounts.js';
-import { adminApi } from '../support/admin.js';
+import { adminApi, federationEnv } from '../support/admin.js';
 import { SyncClient } from '../support/client.js';
 import { startCouchNode, type CouchNode } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
@@ -47,16 +47,7 @@ describe('registry outage: the registry Couch killed while clients sync through 
   before(async () => {
     [registryCouch, ...nodes] = await Promise.all([startCouchNode(), startCouchNode(), startCouchNode()]) as [CouchNode, CouchNode, CouchNode];
     dir = await mkdtemp(join(tmpdir(), 'syncgate-registry-outage-'));
-    const env = {
-      SYNCGATE_DATA: dir,
-      PORT: '0',
-      COUCH_URL: registryCouch.url,
-      SYNCGATE_ADMIN_TOKEN: ADMIN,
-      SYNC_MASTER_SECRET: randomBytes(24).toString('hex'),
-      SYNCGATE_NODE_SECRET: randomBytes(24).toString('hex'),
-      SYNCGATE_FXA: 'false',
-      SYNCGATE_COUCH_TIMEOUT_MS: '3000',
-    };
+    const env = federationEnv(dir, registryCouch.url, ADMIN, { SYNCGATE_COUCH_TIMEOUT_MS: '3000' });
     for (let i = 0; i < 2; i++) {
       const gw = await spawnGateway(env);
       gw.child.stdout?.on('data', (d) => (log += String(d)));
