@@ -369,7 +369,6 @@ export class SyncStore implements Store {
     });
   }
 
-  /** Deletes the user's database: for uids the registry has replaced, never for a live one. */
   /**
    * Failback (federation/failback.ts) copied into this store the documents that only the
    * returning node had. Replication conflicts are resolved (newest write wins) and the records
@@ -405,6 +404,7 @@ export class SyncStore implements Store {
     return restamped;
   }
 
+  /** Deletes the user's database: for uids the registry has replaced, never for a live one. */
   destroy(uid: string): Promise<void> {
     return this.pool.destroy(uid);
   }
