@@ -130,7 +130,9 @@ export class UserDb {
     const deadline = Date.now() + 2 * this.opts.leaseMs;
     for (;;) {
       let state = await this.db.get<StateDoc>(STATE_ID);
-      if (!state) {
+      if (!state && this.neverWritten) {
+        state = emptyState();
+      } else if (!state) {
         const rebuilt = await this.rebuildState();
         if (rebuilt === 'moved') {
           if (Date.now() > deadline) throw new SyncError('unavailable', 'the state document could not be written again');
@@ -146,6 +148,7 @@ export class UserDb {
       if (!p) {
         this.checkDesign(state);
         this.lastStateRev = state._rev;
+        if (state._rev !== undefined) this.neverWritten = false;
         this.firstStateRev ??= state._rev;
         return state;
       }
@@ -168,7 +171,10 @@ export class UserDb {
    */
   private async rebuildState(): Promise<StateDoc | 'moved' | undefined> {
     const leaves = await this.db.leaves<StateDoc>(STATE_ID);
-    if (leaves.length === 0) return undefined;
+    if (leaves.length === 0) {
+      this.neverWritten = true;
+      return undefined;
+    }
     const bodies = leaves.flatMap((l) => (l.body ? [l.body] : []));
     if (bodies.length === 0) throw new SyncError('unavailable', 'the state document has no readable revision');
     const depth = (rev: string) => Number(rev.split('-')[0]);
@@ -182,6 +188,13 @@ export class UserDb {
     next._rev = rev;
     return next;
   }
+
+  /**
+   * The state was found never written, and none has been read or written since: a user who
+   * only reads an empty storage costs one Couch request per read, not two. Any state seen here
+   * clears it, so a state that later reads as not found is rebuilt.
+   */
+  private neverWritten = false;
 
   /** A pending write begun on another node's copy of this database: nobody is finishing it here. */
   private replicatedHere(p: Pending): boolean {
@@ -236,6 +249,7 @@ export class UserDb {
       if (rev === 'conflict') throw new Retry();
       next._rev = rev;
       this.lastStateRev = rev;
+      this.neverWritten = false;
       return next;
     }
     const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() };
@@ -253,6 +267,7 @@ export class UserDb {
       throw new Retry();
     }
     claimed._rev = rev;
+    this.neverWritten = false;
     failpoint('commit:after-pending');
     return this.finish(claimed, op);
   }
