@@ -2,7 +2,7 @@
 // Couch calls that path needs under syncgate's data model, made directly with nano, on the
 // same data in the same run. The ratio is gateway time over raw time: what the gateway adds.
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nano from 'nano';
@@ -63,6 +63,23 @@ function openFiles(pid?: number): string {
   } catch {
     return '?';
   }
+}
+
+const mb = (bytes: number | undefined) => (bytes === undefined ? '?' : bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MB` : `${(bytes / 1024).toFixed(0)} kB`);
+
+/** Bytes under a folder (its files' sizes, as du -b counts them). */
+async function du(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += (await stat(join(e.parentPath, e.name)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+/** A user's database on disk as Couch reports it: file (live data), or '?' (pouchdb-server reports none). */
+async function dbFile(couch: nano.ServerScope, uid: number): Promise<string> {
+  const info = (await couch.db.get(userDbName(String(uid))).catch(() => undefined)) as { sizes?: { file?: number; active?: number } } | undefined;
+  return info?.sizes?.file === undefined ? '?' : `${mb(info.sizes.file)} (${mb(info.sizes.active)} live)`;
 }
 
 /** CPU ms per operation of the three processes on one side of a comparison. */
@@ -143,6 +160,11 @@ export async function benchCouch(): Promise<number> {
   const inMemory = (process.env.BENCH_COUCH ?? (Math.max(...levels) > 4000 ? 'memory' : 'disk')) === 'memory';
   const own = process.env.COUCH_URL ? undefined : await startCouchNode({ inMemory });
   const couchUrl = process.env.COUCH_URL ?? own!.url;
+  // BENCH_COUCH_CONFIG: CouchDB settings for the run, e.g. "couchdb/max_dbs_open=5000,global_changes/max_write_delay=500".
+  for (const setting of process.env.BENCH_COUCH_CONFIG?.split(',').filter(Boolean) ?? []) {
+    const [key, value] = setting.split('=') as [string, string];
+    await nano(couchUrl).relax({ method: 'put', path: `_node/_local/_config/${key}`, body: value });
+  }
   const secret = randomBytes(24).toString('hex');
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-bench-'));
   const base = randomInt(1_000_000, 1_000_000_000); // fresh uids, also on a Couch that keeps data
@@ -224,7 +246,9 @@ export async function benchCouch(): Promise<number> {
   };
 
   const kind = !own ? 'COUCH_URL' : process.env.COUCHDB_HOME ? `Apache CouchDB from ${process.env.COUCHDB_HOME}` : `pouchdb-server ${inMemory ? 'in memory' : 'on disk (leveldb)'}`;
-  console.log(`\nCouch: ${kind} at ${couchUrl.replace(/\/\/[^@]*@/, '//')}; ${HOT} users with ${RECORDS + 100} records; ${SECONDS} s per measurement, gateway and raw alternating in ${ROUNDS} rounds`);
+  const setting = (key: string) => couch.relax({ path: `_node/_local/_config/${key}` }).then(String, () => 'default');
+  const settings = process.env.COUCHDB_HOME || process.env.COUCH_URL ? `; max_dbs_open ${await setting('couchdb/max_dbs_open')}, global_changes max_write_delay ${await setting('global_changes/max_write_delay')} ms` : '';
+  console.log(`\nCouch: ${kind} at ${couchUrl.replace(/\/\/[^@]*@/, '//')}${settings}; ${HOT} users with ${RECORDS + 100} records; ${SECONDS} s per measurement, gateway and raw alternating in ${ROUNDS} rounds`);
   console.log(`CPU ms per request: gw = the gateway process; couch(g), couch(r) = the Couch process on the gateway and the raw side; bench(g), bench(r) = this load generator`);
   console.log(
     `${'path'.padEnd(44)} ${'users'.padStart(6)} ${'conc'.padStart(4)} ${'gateway/s'.padStart(9)} ${'raw/s'.padStart(9)} ${'g/r'.padStart(7)}` +
@@ -260,7 +284,10 @@ export async function benchCouch(): Promise<number> {
       let w = 0;
       await rate((c) => (w++ % 2 ? expect(client(pick(all, c, w)).get('/storage/meta/global'), 200) : expect(client(pick(all, c, w)).get('/info/collections'), 200)), 16, 5, 1);
     }
-    console.log(`(${users} user databases on the node, each touched once; resident memory: gateway ${rss(child.pid)}, Couch ${rss(own?.pid)}; Couch open files ${openFiles(own?.pid)})`);
+    console.log(
+      `(${users} user databases on the node, each touched once; resident memory: gateway ${rss(child.pid)}, Couch ${rss(own?.pid)}; Couch open files ${openFiles(own?.pid)}; ` +
+        `on disk: node ${own ? mb(await du(own.dir)) : '?'}, a user with ${RECORDS + 100} records ${await dbFile(couch, hot[0] as number)}, one with meta/global only ${await dbFile(couch, all[all.length - 1] as number)})`,
+    );
     for (const concurrency of [16, 64]) {
       let n = 0;
       const spread = (c: number) => pick(all, c, n++);

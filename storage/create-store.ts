@@ -22,6 +22,7 @@ export function createStore(config: Config, backend: Backend = createBackend(con
     ...(node === undefined ? {} : { node }),
     maxOpenUsers: config.maxOpenUsers,
     writeLeaseMs: config.writeLeaseMs,
+    stateCacheMs: config.stateCacheMs,
     limits: {
       maxTotalRecords: config.limits.maxTotalRecords,
       maxTotalBytes: config.limits.maxTotalBytes,

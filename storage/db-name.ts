@@ -4,3 +4,8 @@ export function userDbName(uid: string): string {
   if (!/^[0-9]{1,20}$/.test(uid)) throw new Error('uid must be decimal digits');
   return `sync_${uid}`;
 }
+
+/** The uid a user database belongs to, or undefined for any other database. */
+export function uidOfDbName(name: string): string | undefined {
+  return /^sync_([0-9]{1,20})$/.exec(name)?.[1];
+}

@@ -8,6 +8,7 @@ import type { Backend } from '../engine/backend.js';
 import { emptyState } from '../engine/docs.js';
 import { CouchError, type CouchClient } from './couch-client.js';
 import { CouchDocDb } from './couch-doc-db.js';
+import { DbUpdatesFeed } from './db-updates.js';
 
 /** What a node says of itself: Apache CouchDB's version and features, or pouchdb-server's. */
 export interface CouchInfo {
@@ -26,7 +27,11 @@ export class CouchBackend implements Backend {
   /** The pool checks the design document version in the background, not on the request path. */
   readonly installDesignInBackground = true;
 
-  constructor(private readonly client: CouchClient) {}
+  readonly updates: DbUpdatesFeed;
+
+  constructor(private readonly client: CouchClient) {
+    this.updates = new DbUpdatesFeed(client);
+  }
 
   /** Each user database is closed to everyone but the gateway's own Couch user. */
   private security(): Security {
@@ -163,5 +168,7 @@ export class CouchBackend implements Backend {
     if (!refused) throw new Error('its validate_doc_update let a malformed record in');
   }
 
-  async shutdown(): Promise<void> {}
+  async shutdown(): Promise<void> {
+    this.updates.stop();
+  }
 }

@@ -1,11 +1,14 @@
 // What a storage backend provides to the engine: user databases to open and close.
 import type { DocDb } from '../doc-db.js';
+import type { UpdateFeed } from './update-feed.js';
 
 export interface Backend {
   /** True when no other process can open these databases (embedded LevelDB holds a lock). */
   readonly exclusive: boolean;
   /** Check the design document after opening without holding up the request (remote nodes). */
   readonly installDesignInBackground?: boolean;
+  /** Reports writes to its databases from anywhere: with it, committed states may be cached. */
+  readonly updates?: UpdateFeed;
   open(uid: string): Promise<DocDb>;
   close(uid: string, db: DocDb): Promise<void>;
   /** Deletes the user's database and everything in it (the pool has closed it). */

@@ -40,6 +40,8 @@ export interface SyncStoreOptions {
   writeLeaseMs: number;
   /** The node the backend's databases live on. */
   node?: string;
+  /** How long reads may reuse a committed state (0: never; only with a backend update feed). */
+  stateCacheMs?: number;
 }
 
 export class SyncStore implements Store {
@@ -49,7 +51,7 @@ export class SyncStore implements Store {
     private readonly backend: Backend,
     private readonly opts: SyncStoreOptions,
   ) {
-    this.pool = new UserPool(backend, opts.maxOpenUsers, opts.writeLeaseMs, opts.node);
+    this.pool = new UserPool(backend, opts.maxOpenUsers, opts.writeLeaseMs, opts.node, undefined, opts.stateCacheMs ?? 0);
   }
 
   private get limits(): StoreLimits {
@@ -65,12 +67,14 @@ export class SyncStore implements Store {
     return this.pool.use(uid, (u) =>
       u.locked(async () => {
         for (let attempt = 0; ; attempt++) {
-          const s = await u.readState();
+          const s = await u.readCommittedState();
           try {
             return await fn(u, s);
           } catch (e) {
             if (!(e instanceof Retry)) throw e;
             if (attempt >= WRITE_ATTEMPTS) throw new SyncError('conflict', 'records kept changing under a read');
+            // Records past the state: a write in flight, or one committed since the state was cached.
+            u.invalidate();
             u.index.stateRev = undefined;
             await backoff(attempt);
           }
@@ -83,16 +87,21 @@ export class SyncStore implements Store {
   private write<T>(uid: string, fn: (u: UserDb, s: StateDoc, T: number) => Promise<T>): Promise<T> {
     return this.pool.use(uid, (u) =>
       u.locked(async () => {
-        for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-          const s = await u.readState();
-          try {
-            return await fn(u, s, u.nextTimestamp(s));
-          } catch (e) {
-            if (!(e instanceof Retry)) throw e;
-            await backoff(attempt);
+        try {
+          for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+            const s = await u.readState();
+            try {
+              return await fn(u, s, u.nextTimestamp(s));
+            } catch (e) {
+              if (!(e instanceof Retry)) throw e;
+              await backoff(attempt);
+            }
           }
+          throw new SyncError('conflict', 'too many concurrent writers');
+        } finally {
+          // Read-your-writes on this gateway, without waiting for the feed to report the write.
+          u.invalidate();
         }
-        throw new SyncError('conflict', 'too many concurrent writers');
       }),
     );
   }

@@ -35,6 +35,7 @@ import { mergeStates, resolveConflicts } from './conflicts.js';
 import { Mutex } from './mutex.js';
 import { RecordIndex } from './record-index.js';
 import { isWriteBase, mergeInputs, mergeRecord } from './records.js';
+import type { UpdateFeed } from './update-feed.js';
 
 /** Journals up to this size travel inside the state document: one write fewer. */
 const INLINE_JOURNAL_CHARS = 64 * 1024;
@@ -58,6 +59,8 @@ export interface UserDbOptions {
    */
   ensureDesign?: () => Promise<unknown>;
   designVersion: number;
+  /** Reads may reuse a committed state while the node's update feed reports no write of it. */
+  stateCache?: { feed: UpdateFeed; maxAgeMs: number };
 }
 
 export class UserDb {
@@ -119,6 +122,34 @@ export class UserDb {
   /** The design document is known to be current; later commits record it in the state. */
   private designConfirmed: boolean;
   private designCheck: Promise<unknown> | undefined;
+
+  /** The committed state last read for a read, while nothing says it changed. */
+  private cached: { state: StateDoc; epoch: number; at: number } | undefined;
+  /** Counts the writes reported for this user: a read that overlapped one is not cached. */
+  private writes = 0;
+
+  /** Someone wrote to the database (this gateway or another one): the next read asks Couch. */
+  invalidate(): void {
+    this.writes++;
+    this.cached = undefined;
+  }
+
+  /**
+   * The committed state for a read: the cached one while it can be trusted, else readState().
+   * Writes never use it: they read afresh, and their compare-and-swap would refuse a stale one.
+   */
+  async readCommittedState(): Promise<StateDoc> {
+    const cache = this.opts.stateCache;
+    const epoch = cache?.feed.epoch;
+    if (!cache || epoch === undefined) return this.readState();
+    const hit = this.cached;
+    if (hit && hit.epoch === epoch && Date.now() - hit.at < cache.maxAgeMs) return hit.state;
+    const writes = this.writes;
+    const at = Date.now();
+    const state = await this.readState();
+    if (writes === this.writes && cache.feed.epoch === epoch) this.cached = { state, epoch, at };
+    return state;
+  }
 
   /** Runs fn with the user's lock held. */
   locked<T>(fn: () => Promise<T>): Promise<T> {

@@ -25,7 +25,12 @@ export class UserPool {
     /** The node the backend's databases live on (see Pending.node). */
     private readonly node?: string,
     private readonly onBackgroundError: (err: unknown) => void = () => {},
-  ) {}
+    /** How long a committed state read here may answer reads (0: never; needs backend.updates). */
+    private readonly stateCacheMs = 0,
+  ) {
+    // Whoever wrote it, the user's next read asks Couch again.
+    backend.updates?.onUpdate((uid) => void this.open.get(uid)?.user.then((u) => u.invalidate(), () => undefined));
+  }
 
   async use<T>(uid: string, fn: (user: UserDb) => Promise<T>): Promise<T> {
     let entry = this.open.get(uid);
@@ -67,6 +72,10 @@ export class UserPool {
     const db = await this.backend.open(uid);
     const opts: UserDbOptions = { exclusive: this.backend.exclusive, owner: this.owner, leaseMs: this.leaseMs, designVersion: designDoc.version };
     if (this.node !== undefined) opts.node = this.node;
+    if (this.backend.updates && this.stateCacheMs > 0) {
+      this.backend.updates.start();
+      opts.stateCache = { feed: this.backend.updates, maxAgeMs: this.stateCacheMs };
+    }
     if (this.backend.installDesignInBackground) {
       // Remote nodes: a fresh database gets it at creation; an old one is upgraded off the
       // request path, and only while its state does not record the current version.

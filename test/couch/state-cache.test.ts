@@ -1,0 +1,206 @@
+// Reads that reuse a user's committed state, kept coherent by the node's `_db_updates` feed
+// (Apache CouchDB; pouchdb-server has no such feed and must leave the cache off). Gateway B
+// reaches Couch through a counting pass-through proxy, so the test sees how often B really
+// asks Couch for the state, and can cut B's feed while the node itself stays up.
+import assert from 'node:assert/strict';
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeToken } from '../../server/auth/tokenlib.js';
+import { SyncClient } from '../support/client.js';
+import { testCouchUrl } from '../support/couch.js';
+import { spawnGateway, type GatewayProcess } from '../support/process.js';
+
+const SECRET = randomBytes(24).toString('hex');
+/** A liveness bound for B to see A's write through the feed, not a speed test. */
+const COHERENT_DEADLINE_MS = 10_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Forwards everything to Couch; counts reads of state documents; can refuse the update feed. */
+class CountingProxy {
+  stateReads = 0;
+  feedRequests = 0;
+  feedCut = false;
+  private readonly feedSockets = new Set<Socket>();
+  private server!: http.Server;
+  url!: string;
+
+  constructor(private readonly couch: URL) {}
+
+  async start(): Promise<void> {
+    const agent = new http.Agent({ keepAlive: true });
+    this.server = http.createServer((req, res) => {
+      const path = req.url ?? '/';
+      if (req.method === 'GET' && /^\/sync_[0-9]+\/state(\?|$)/.test(path)) this.stateReads++;
+      if (path.startsWith('/_db_updates')) {
+        this.feedRequests++;
+        if (this.feedCut) {
+          res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"error":"cut","reason":"cut by the test"}');
+          return;
+        }
+        this.feedSockets.add(req.socket);
+        req.socket.once('close', () => this.feedSockets.delete(req.socket));
+      }
+      const upstream = http.request(
+        { agent, host: this.couch.hostname, port: this.couch.port, method: req.method, path, headers: { ...req.headers, host: this.couch.host } },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    const u = new URL(this.couch);
+    u.host = `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = u.toString().replace(/\/$/, '');
+  }
+
+  /** Refuses the feed from now on, and drops the feed requests in flight. */
+  cutFeed(): void {
+    this.feedCut = true;
+    for (const s of this.feedSockets) s.destroy();
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+async function nodeHasUpdateFeed(couchUrl: string): Promise<boolean> {
+  const u = new URL(couchUrl);
+  const auth: Record<string, string> = u.username ? { Authorization: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` } : {};
+  u.username = '';
+  u.password = '';
+  const r = await fetch(new URL('/_db_updates?feed=normal&since=now', u), { headers: auth });
+  await r.arrayBuffer();
+  return r.ok;
+}
+
+describe('state cache coherent with the node\'s _db_updates feed (two gateways, one Couch)', function () {
+  this.timeout(60_000);
+  let couchUrl: string;
+  let feed: boolean;
+  let proxy: CountingProxy;
+  const gateways: GatewayProcess[] = [];
+  const dirs: string[] = [];
+
+  before(async () => {
+    couchUrl = await testCouchUrl();
+    feed = await nodeHasUpdateFeed(couchUrl);
+  });
+
+  beforeEach(async () => {
+    proxy = new CountingProxy(new URL(couchUrl));
+    await proxy.start();
+  });
+
+  afterEach(async () => {
+    for (const g of gateways.splice(0)) await g.kill();
+    await proxy.stop();
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+
+  async function gateway(viaCouch: string): Promise<GatewayProcess> {
+    const dir = await mkdtemp(join(tmpdir(), 'syncgate-cache-'));
+    dirs.push(dir);
+    const g = await spawnGateway({ SYNCGATE_DATA: dir, SYNC_MASTER_SECRET: SECRET, PORT: '0', COUCH_URL: viaCouch, SYNCGATE_STATE_CACHE_MS: '60000' });
+    gateways.push(g);
+    return g;
+  }
+
+  function client(g: GatewayProcess, uid: number): SyncClient {
+    const t = makeToken(SECRET, { uid, node: g.url, expires: Math.floor(Date.now() / 1000) + 3600 });
+    return new SyncClient({ id: t.id, key: t.key, uid, api_endpoint: `${g.url}/1.5/${uid}` });
+  }
+
+  const collectionsOf = async (c: SyncClient) => {
+    const r = await c.get('/info/collections');
+    assert.equal(r.status, 200, r.text);
+    return r.json<Record<string, number>>();
+  };
+
+  /** B's feed is live once it has asked for the longpoll that follows `since=now`. */
+  async function feedLive(): Promise<void> {
+    for (let i = 0; proxy.feedRequests < 2; i++) {
+      assert.ok(i < 200, `gateway B never followed the update feed (${proxy.feedRequests} feed requests)`);
+      await sleep(25);
+    }
+  }
+
+  it('B answers repeated reads without asking Couch when the node has the feed (every read asks Couch when it has not), and B sees its own write at once', async () => {
+    const a = await gateway(couchUrl);
+    const b = await gateway(proxy.url);
+    const uid = randomInt(1, 2 ** 31);
+    const [ca, cb] = [client(a, uid), client(b, uid)];
+    assert.equal((await ca.post('/storage/bookmarks', [{ id: 'a1', payload: 'one' }])).status, 200);
+    await collectionsOf(cb); // opens the user on B
+    if (feed) await feedLive();
+    await collectionsOf(cb);
+    const before = proxy.stateReads;
+    for (let i = 0; i < 20; i++) await collectionsOf(cb);
+    const reads = proxy.stateReads - before;
+    if (feed) assert.ok(reads <= 2, `20 reads of an unchanged user cost ${reads} state reads from Couch`);
+    else assert.ok(reads >= 20, `without a feed every read must ask Couch: 20 reads cost ${reads}`);
+
+    const own = await cb.post('/storage/tabs', [{ id: 't1', payload: 'mine' }]);
+    assert.equal(own.status, 200, own.text);
+    const mine = await collectionsOf(cb);
+    assert.equal(mine.tabs, Number(own.header('x-last-modified')), 'B must show its own write on the next read, without waiting for the feed');
+  });
+
+  it('a write through gateway A reaches gateway B\'s reads (info/collections, its 304, the listing)', async () => {
+    const a = await gateway(couchUrl);
+    const b = await gateway(proxy.url);
+    const uid = randomInt(1, 2 ** 31);
+    const [ca, cb] = [client(a, uid), client(b, uid)];
+    assert.equal((await ca.post('/storage/history', [{ id: 'h1', payload: 'old' }])).status, 200);
+    const seen = await collectionsOf(cb);
+    if (feed) await feedLive();
+    await collectionsOf(cb); // cached on B now (when there is a feed)
+    const w = await ca.post('/storage/history', [{ id: 'h2', payload: 'new' }]);
+    assert.equal(w.status, 200, w.text);
+    const T = Number(w.header('x-last-modified'));
+    assert.ok(T > (seen.history as number));
+    const deadline = Date.now() + COHERENT_DEADLINE_MS;
+    for (;;) {
+      const now = await collectionsOf(cb);
+      if (now.history === T) break;
+      assert.ok(feed, `without a feed B must show A's write at once; it shows ${now.history}, A wrote ${T}`);
+      assert.ok(now.history === seen.history, `B shows a timestamp that was never written: ${now.history}`);
+      assert.ok(Date.now() < deadline, `B still shows ${now.history} ${COHERENT_DEADLINE_MS} ms after A wrote ${T}`);
+      await sleep(20);
+    }
+    const notModified = await cb.get('/info/collections', { 'X-If-Modified-Since': (seen.history as number).toFixed(2) });
+    assert.equal(notModified.status, 200, 'modified since the old timestamp: not a 304');
+    const listed = await cb.get('/storage/history?full=1');
+    assert.deepEqual(listed.json<Array<{ id: string }>>().map((r) => r.id).sort(), ['h1', 'h2']);
+  });
+
+  it('while B\'s feed is cut, B trusts nothing it cached: A\'s write shows on B\'s very next read', async function () {
+    if (!feed) this.skip(); // nothing is cached without a feed; the first test proves that case
+    const a = await gateway(couchUrl);
+    const b = await gateway(proxy.url);
+    const uid = randomInt(1, 2 ** 31);
+    const [ca, cb] = [client(a, uid), client(b, uid)];
+    assert.equal((await ca.post('/storage/forms', [{ id: 'f1', payload: 'x' }])).status, 200);
+    await collectionsOf(cb);
+    await feedLive();
+    await collectionsOf(cb);
+    const cutAt = proxy.feedRequests;
+    proxy.cutFeed();
+    // B has noticed once it asks for the feed again (and is refused).
+    for (let i = 0; proxy.feedRequests === cutAt; i++) {
+      assert.ok(i < 400, 'gateway B never asked for its feed again after it was cut');
+      await sleep(25);
+    }
+    const w = await ca.post('/storage/forms', [{ id: 'f2', payload: 'y' }]);
+    const T = Number(w.header('x-last-modified'));
+    assert.equal((await collectionsOf(cb)).forms, T, 'a gateway whose feed is down must read the state from Couch');
+  });
+});
