@@ -11,9 +11,9 @@ import { loadConfig } from '../server/config.js';
 import { createStore } from '../storage/create-store.js';
 import { userDbName } from '../storage/db-name.js';
 import { LeanSyncClient } from './lean-client.js';
+import { cpuMs, openFiles, rss } from './proc.js';
 import { freePort, startCouchNode } from '../test/support/couch.js';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -30,40 +30,6 @@ interface Row {
 }
 
 type Op = (client: number) => Promise<unknown>;
-
-/** CPU time in ms of a process: this one, or another by pid (Linux /proc; 0 where unreadable). */
-function cpuMs(pid?: number): number {
-  if (pid === undefined) {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1000;
-  }
-  try {
-    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** Resident memory of a process, for the table's notes ('?' where unreadable). */
-function rss(pid?: number): string {
-  try {
-    return `${(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024).toFixed(0)} MB`;
-  } catch {
-    return '?';
-  }
-}
-
-/** Open file descriptors of a process ('?' where unreadable). */
-function openFiles(pid?: number): string {
-  try {
-    return String(readdirSync(`/proc/${pid}/fd`).length);
-  } catch {
-    return '?';
-  }
-}
 
 const mb = (bytes: number | undefined) => (bytes === undefined ? '?' : bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MB` : `${(bytes / 1024).toFixed(0)} kB`);
 
@@ -343,6 +309,9 @@ export async function benchCouch(): Promise<number> {
   return Math.max(...rows.map((r) => r.raw / r.gateway));
 }
 
+// The raw writes' leases are long: at 64 connections one raw batch takes seconds, and a
+// gateway that found a short one expired would roll the raw write forward itself.
+
 /** What a non-batch POST costs in Couch calls under syncgate's model (user-db.ts commit). */
 async function rawPost(db: nano.DocumentScope<any>, records: Array<{ id: string; payload: string }>): Promise<void> {
   const state = await db.get('state', READ);
@@ -350,7 +319,7 @@ async function rawPost(db: nano.DocumentScope<any>, records: Array<{ id: string;
   const existing = await db.fetch({ keys: ids }, READ);
   const revs = new Map(existing.rows.flatMap((r: any) => (r.doc ? [[r.id, r.doc._rev]] : [])));
   const T = Math.max(Date.now() - (Date.now() % 10), state.storage + 10);
-  const claimed = await db.insert({ ...state, pending: { T, collection: 'tabs', owner: 'raw', lease: Date.now() + 10000, op: { kind: 'write', records } } });
+  const claimed = await db.insert({ ...state, pending: { T, collection: 'tabs', owner: 'raw', lease: Date.now() + 600_000, op: { kind: 'write', records } } });
   await db.bulk({
     docs: records.map((r) => ({ _id: `r:tabs:${r.id}`, _rev: revs.get(`r:tabs:${r.id}`), c: 'tabs', i: r.id, w: T, m: T, p: r.payload, n: r.payload.length })),
   });
@@ -371,7 +340,7 @@ async function rawBatch(db: nano.DocumentScope<any>, records: Array<{ id: string
     await db.insert({ _id: `q:${id}:00000${n}`, records: parts[n] });
   }
   const T = Math.max(Date.now() - (Date.now() % 10), state.storage + 10);
-  const claimed = await db.insert({ ...state, pending: { T, collection: 'forms', owner: 'raw', lease: Date.now() + 10000, op: { kind: 'commit', batch: id } } });
+  const claimed = await db.insert({ ...state, pending: { T, collection: 'forms', owner: 'raw', lease: Date.now() + 600_000, op: { kind: 'commit', batch: id } } });
   await db.get(`b:${id}`, READ);
   const chunks = await db.list({ startkey: `q:${id}:`, endkey: `q:${id}:\uffff`, include_docs: true, conflicts: true });
   const ids = records.map((r) => `r:forms:${r.id}`);

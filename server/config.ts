@@ -195,7 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     couchTimeoutMs: int('SYNCGATE_COUCH_TIMEOUT_MS', 'couch_timeout_ms', 15_000, 100),
     writeLeaseMs: int('SYNCGATE_WRITE_LEASE_MS', 'write_lease_ms', 10_000, 100),
-    stateCacheMs: int('SYNCGATE_STATE_CACHE_MS', 'state_cache_ms', 10_000, 0),
+    stateCacheMs: int('SYNCGATE_STATE_CACHE_MS', 'state_cache_ms', 900_000, 0),
     federation: {
       replicationDelayMs: int('SYNCGATE_REPLICATION_DELAY_MS', 'replication_delay_ms', 1000, 0),
       replicationConcurrency: int('SYNCGATE_REPLICATION_CONCURRENCY', 'replication_concurrency', 8, 1, 256),

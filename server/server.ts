@@ -14,7 +14,7 @@ import { NodeStores } from '../federation/node-stores.js';
 import { openRegistryDb } from '../federation/registry-db.js';
 import { RoutedStore } from '../federation/routed-store.js';
 import { DEFAULT_NODE, Registry } from '../federation/registry.js';
-import { CouchBackend } from '../storage/couch/couch-backend.js';
+import { CouchBackend, type CouchInfo } from '../storage/couch/couch-backend.js';
 import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
 import { createApp } from './app.js';
@@ -52,7 +52,10 @@ export async function startServer(config: Config, logger = createLogger(config.l
   const couch = createCouchClient(config);
   const backend = createBackend(config, couch);
   const store = createStore(config, backend, DEFAULT_NODE);
-  await store.start();
+  const info = (await store.start()) as Partial<CouchInfo> | undefined;
+  if (info?.vendor === 'couchdb' && !info.updates) {
+    logger.warn('COUCH_URL offers no _db_updates (create its _global_changes database): every read asks Couch, none reuses a cached state');
+  }
   const registryDb = openRegistryDb({
     dataDir: config.dataDir,
     ...(couch && backend instanceof CouchBackend ? { couch: { client: couch, backend } } : {}),

@@ -15,6 +15,8 @@ export interface CouchInfo {
   vendor: 'couchdb' | 'pouchdb-server';
   version: string;
   features: string[];
+  /** Whether it offers `_db_updates` (reads may then reuse cached states: db-updates.ts). */
+  updates: boolean;
 }
 
 interface Security {
@@ -149,9 +151,13 @@ export class CouchBackend implements Backend {
     } finally {
       await this.client.request({ method: 'DELETE', db: probe }).catch(() => undefined); // best effort
     }
+    const updates = await this.client.request({ method: 'GET', path: '_db_updates', qs: { feed: 'normal', since: 'now' }, retries: 0 }).then(
+      () => true,
+      () => false,
+    );
     return isCouch
-      ? { vendor: 'couchdb', version: String(welcome.version), features: Array.isArray(welcome.features) ? welcome.features.map(String) : [] }
-      : { vendor: 'pouchdb-server', version: String(welcome.version), features: [] };
+      ? { vendor: 'couchdb', version: String(welcome.version), features: Array.isArray(welcome.features) ? welcome.features.map(String) : [], updates }
+      : { vendor: 'pouchdb-server', version: String(welcome.version), features: [], updates };
   }
 
   /** What every user database needs of the design document, tried on a throw-away database. */

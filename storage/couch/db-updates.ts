@@ -15,8 +15,6 @@ interface DbUpdates {
 /** How long to wait before asking a node again that does not offer the feed. */
 const UNSUPPORTED_RETRY_MS = 60_000;
 
-export type FeedStatus = 'off' | 'live' | 'down' | 'unsupported';
-
 export class DbUpdatesFeed implements UpdateFeed {
   private live: number | undefined;
   private epochs = 0;
@@ -25,7 +23,6 @@ export class DbUpdatesFeed implements UpdateFeed {
   private readonly listeners: Array<(uid: string) => void> = [];
   private wake: (() => void) | undefined;
   private readonly abort = new AbortController();
-  status: FeedStatus = 'off';
 
   constructor(private readonly client: CouchClient) {}
 
@@ -62,7 +59,6 @@ export class DbUpdatesFeed implements UpdateFeed {
         const now = await this.client.request<DbUpdates>({ method: 'GET', path: '_db_updates', qs: { feed: 'normal', since: 'now' }, retries: 0, signal: this.abort.signal });
         let since = now.last_seq;
         this.live = ++this.epochs;
-        this.status = 'live';
         failures = 0;
         while (!this.stopped) {
           const batch = await this.client.request<DbUpdates>({ method: 'GET', path: '_db_updates', qs: { feed: 'longpoll', since, timeout }, retries: 0, signal: this.abort.signal });
@@ -77,7 +73,6 @@ export class DbUpdatesFeed implements UpdateFeed {
         this.live = undefined;
         if (this.stopped) return;
         const unsupported = e instanceof CouchError && (e.statusCode === 400 || e.statusCode === 404 || e.statusCode === 405);
-        this.status = unsupported ? 'unsupported' : 'down';
         failures++;
         await this.pause(unsupported ? UNSUPPORTED_RETRY_MS : Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
       }

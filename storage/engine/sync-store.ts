@@ -445,9 +445,12 @@ export class SyncStore implements Store {
     return this.backend.check();
   }
 
-  /** Startup checks of the backend (data folder lock, Couch version and rights). */
-  async start(): Promise<void> {
-    await this.backend.verify();
+  /**
+   * Startup checks of the backend (data folder lock, Couch version and rights); resolves to
+   * what it says of itself (a Couch node: CouchInfo).
+   */
+  start(): Promise<unknown> {
+    return this.backend.verify();
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeToken } from '../../server/auth/tokenlib.js';
 import { SyncClient } from '../support/client.js';
-import { testCouchUrl } from '../support/couch.js';
+import { testCouchUrl, basicAuth } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
 
 const SECRET = randomBytes(24).toString('hex');
@@ -74,7 +74,7 @@ class CountingProxy {
 
 async function nodeHasUpdateFeed(couchUrl: string): Promise<boolean> {
   const u = new URL(couchUrl);
-  const auth: Record<string, string> = u.username ? { Authorization: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` } : {};
+  const auth: Record<string, string> = u.username ? { Authorization: basicAuth(u) } : {};
   u.username = '';
   u.password = '';
   const r = await fetch(new URL('/_db_updates?feed=normal&since=now', u), { headers: auth });

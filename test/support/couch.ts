@@ -21,6 +21,11 @@ export interface RunningCouch {
 
 let running: Promise<RunningCouch> | undefined;
 
+/** The Basic authorization header value for the user and password in a Couch URL. */
+export function basicAuth(url: URL): string {
+  return `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+}
+
 export function testCouchUrl(): Promise<string> {
   running ??= process.env.COUCH_URL ? Promise.resolve({ url: process.env.COUCH_URL, stop: async () => {} }) : startCouchNode();
   return running.then((r) => r.url);
