@@ -10,7 +10,7 @@ import { formatSeconds } from '../../common/timestamps.js';
 import { mergeStates, pickRecord } from '../../storage/engine/conflicts.js';
 import type { RecordDoc, StateDoc } from '../../storage/engine/docs.js';
 import type { SyncClient } from '../support/client.js';
-import { testCouchUrl } from '../support/couch.js';
+import { testCouchUrl, basicAuth } from '../support/couch.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 
 /** Every ordering of xs. */
@@ -217,7 +217,7 @@ describe('replication conflicts never reach a client (gateway on Couch)', functi
     const u = new URL(url);
     admin = {
       base: `${u.protocol}//${u.host}`,
-      auth: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`,
+      auth: basicAuth(u),
     };
     gw = await startGateway({ COUCH_URL: url });
   });

@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { testCouchUrl } from '../support/couch.js';
+import { testCouchUrl, basicAuth } from '../support/couch.js';
 import { startGateway } from '../support/gateway.js';
 
 const BIN = fileURLToPath(new URL('../../bin/syncgate.js', import.meta.url));
@@ -111,7 +111,7 @@ describe('a Couch that refuses the design document', function () {
       }
       proxy.refusing.on = false;
       const couch = new URL(await testCouchUrl());
-      const auth = `Basic ${Buffer.from(`${decodeURIComponent(couch.username)}:${decodeURIComponent(couch.password)}`).toString('base64')}`;
+      const auth = basicAuth(couch);
       let installed = false;
       for (let i = 0; i < 50 && !installed; i++) {
         assert.equal((await u.put('/storage/history/after', { payload: 'y' })).status, 200, 'served once the node takes it');

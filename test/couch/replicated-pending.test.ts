@@ -5,7 +5,7 @@
 // A pending write begun on the same node keeps its lease: its owner may be alive.
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { testCouchUrl } from '../support/couch.js';
+import { testCouchUrl, basicAuth } from '../support/couch.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 
 const LEASE_AHEAD_MS = 60_000;
@@ -16,7 +16,7 @@ describe('a pending write that arrived by replication (Couch)', () => {
   let auth: string;
   before(async () => {
     couch = new URL(await testCouchUrl());
-    auth = `Basic ${Buffer.from(`${decodeURIComponent(couch.username)}:${decodeURIComponent(couch.password)}`).toString('base64')}`;
+    auth = basicAuth(couch);
     gw = await startGateway({ COUCH_URL: couch.href });
   });
   after(() => gw.close());

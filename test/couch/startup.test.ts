@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { testCouchUrl } from '../support/couch.js';
+import { testCouchUrl, basicAuth } from '../support/couch.js';
 
 const BIN = fileURLToPath(new URL('../../bin/syncgate.js', import.meta.url));
 /** Generous: a failing start must exit on its own long before this. */
@@ -56,7 +56,7 @@ async function closedPort(): Promise<number> {
 /** Basic auth header and credential-free base of a Couch URL (fetch refuses URLs with credentials). */
 function split(url: string): { base: string; auth: string; password: string } {
   const u = new URL(url);
-  const auth = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+  const auth = basicAuth(u);
   return { base: `${u.protocol}//${u.host}`, auth, password: decodeURIComponent(u.password) };
 }
 

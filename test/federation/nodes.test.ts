@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { keyIdOf, LocalAccounts } from '../../server/tokenserver/local-accounts.js';
 import { SyncClient } from '../support/client.js';
-import { startCouchNode, type RunningCouch } from '../support/couch.js';
+import { startCouchNode, type RunningCouch, basicAuth } from '../support/couch.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
 import { credentialsOf, requestToken } from '../support/tokens.js';
 
@@ -23,7 +23,7 @@ const ADMIN = randomBytes(24).toString('hex');
 
 const couchAuth = (url: string) => {
   const u = new URL(url);
-  return { origin: u.origin, password: decodeURIComponent(u.password), header: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` };
+  return { origin: u.origin, password: decodeURIComponent(u.password), header: basicAuth(u) };
 };
 
 async function databaseOn(couchUrl: string, uid: number): Promise<boolean> {
