@@ -15,6 +15,7 @@
 // routing needs them on every request.
 import { randomInt } from 'node:crypto';
 import { TokenError } from '../common/errors.js';
+import { RecencyMap } from '../common/recency-map.js';
 import { couchUnavailable } from '../storage/couch/couch-client.js';
 import type { CouchInfo } from '../storage/couch/couch-backend.js';
 import type { Doc, DocDb } from '../storage/doc-db.js';
@@ -118,7 +119,7 @@ export interface RegistryOptions {
 export class Registry {
   private readonly nodes = new Map<string, NodeDoc>();
   /** uid placements; null: not in the registry (tokens of another tokenserver, `syncgate token`). */
-  private readonly uids = new Map<number, UidDoc | null>();
+  private readonly uids = new RecencyMap<number, UidDoc | null>();
   /**
    * Accounts as last read or written here, kept fresh by the feed like placements: while the
    * registry cannot be read, a token request that changes nothing is answered from them.
@@ -183,7 +184,7 @@ export class Registry {
     } else if (doc._id.startsWith('uid:')) {
       const uid = Number(doc._id.slice(4));
       if (doc._deleted) this.uids.delete(uid);
-      else if (this.uids.has(uid)) this.uids.set(uid, doc as UidDoc);
+      else this.uids.replace(uid, doc as UidDoc);
     } else if (doc._id.startsWith('user:')) {
       const email = doc._id.slice(5);
       if (doc._deleted) this.users.delete(email);
@@ -222,12 +223,7 @@ export class Registry {
   /** Where a uid's storage lives (cached, also when absent; the changes feed keeps it fresh). */
   async placement(uid: number): Promise<UidDoc | undefined> {
     const hit = this.uids.get(uid);
-    if (hit !== undefined) {
-      // Least recently used order: Map keeps insertion order.
-      this.uids.delete(uid);
-      this.uids.set(uid, hit);
-      return hit ?? undefined;
-    }
+    if (hit !== undefined) return hit ?? undefined;
     const doc = await this.db.get<UidDoc>(uidId(uid));
     this.uids.set(uid, doc ?? null);
     if (this.uids.size > UID_CACHE) this.uids.delete(this.uids.keys().next().value as number);

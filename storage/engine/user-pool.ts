@@ -2,6 +2,7 @@
 // files and caches (shared/perf-baseline.md: ~19 files per database; the embedded process ran
 // out of file handles near 1,000 users), so the least recently used idle one is closed.
 import { randomBytes } from 'node:crypto';
+import { RecencyMap } from '../../common/recency-map.js';
 import { designDoc } from '../../couch-design/index.js';
 import type { DocDb } from '../doc-db.js';
 import type { Backend } from './backend.js';
@@ -13,7 +14,8 @@ interface Entry {
 }
 
 export class UserPool {
-  private readonly open = new Map<string, Entry>();
+  /** Least recently used first: the idle ones at the front are closed first. */
+  private readonly open = new RecencyMap<string, Entry>();
   /** Databases being closed: LevelDB refuses a second open of the same folder until then. */
   private readonly closing = new Map<string, Promise<void>>();
   readonly owner = randomBytes(8).toString('hex');
@@ -29,21 +31,19 @@ export class UserPool {
     private readonly stateCacheMs = 0,
   ) {
     // Whoever wrote it, the user's next read asks Couch again.
-    backend.updates?.onUpdate((uid) => void this.open.get(uid)?.user.then((u) => u.invalidate(), () => undefined));
+    backend.updates?.onUpdate((uid) => void this.open.peek(uid)?.user.then((u) => u.invalidate(), () => undefined));
   }
 
   async use<T>(uid: string, fn: (user: UserDb) => Promise<T>): Promise<T> {
     let entry = this.open.get(uid);
-    if (entry) {
-      this.open.delete(uid); // re-insert: Map order is the LRU order
-    } else {
+    if (!entry) {
       entry = { user: this.openUser(uid), users: 0 };
+      this.open.set(uid, entry);
     }
-    this.open.set(uid, entry);
     entry.users++;
     try {
       const user = await entry.user.catch((e) => {
-        if (this.open.get(uid) === entry) this.open.delete(uid);
+        if (this.open.peek(uid) === entry) this.open.delete(uid);
         throw e;
       });
       return await fn(user);
@@ -59,7 +59,7 @@ export class UserPool {
 
   /** The open user's database, without touching LRU order or opening anything. */
   async peek(uid: string): Promise<UserDb | undefined> {
-    return this.open.get(uid)?.user.catch(() => undefined);
+    return this.open.peek(uid)?.user.catch(() => undefined);
   }
 
   /** Every open user, for background work (expiry purge). */
@@ -91,7 +91,7 @@ export class UserPool {
 
   private async evict(): Promise<void> {
     if (this.open.size <= this.maxOpen) return;
-    for (const [uid, entry] of this.open) {
+    for (const [uid, entry] of this.open.entries()) {
       if (this.open.size <= this.maxOpen) break;
       if (entry.users > 0) continue;
       this.open.delete(uid);
@@ -106,7 +106,7 @@ export class UserPool {
 
   /** Closes the user's database (waiting for requests in flight) and deletes it. */
   async destroy(uid: string): Promise<void> {
-    const entry = this.open.get(uid);
+    const entry = this.open.peek(uid);
     this.open.delete(uid);
     const user = await entry?.user.catch(() => undefined);
     const gone = (async () => {
