@@ -83,3 +83,44 @@ export class TokenError extends Error {
     this.name = 'TokenError';
   }
 }
+
+/**
+ * Failures of the accounts server (the Firefox Accounts auth API that Firefox and the sign-in
+ * page call). Firefox reads `errno` from a JSON body in Mozilla's format, and acts on some of
+ * them (110: the session is gone; 114 with retryAfter: wait), so they are a set of their own.
+ */
+export type AccountsErrorCode =
+  | 'account-exists'
+  | 'unknown-account'
+  | 'incorrect-password'
+  | 'invalid-parameter'
+  | 'missing-parameter'
+  | 'invalid-signature' // a Hawk MAC or payload hash that does not match
+  | 'invalid-token' // unknown, expired or revoked session, key-fetch or refresh token
+  | 'too-large'
+  | 'throttled' // too many failed attempts: retryAfter seconds
+  | 'unknown-device'
+  | 'unknown-client'
+  | 'invalid-scopes'
+  | 'missing-pkce'
+  | 'unknown-code'
+  | 'code-mismatch' // the code belongs to another client
+  | 'expired-code'
+  | 'pkce-mismatch'
+  | 'signup-disabled'
+  | 'not-found'
+  | 'unavailable' // the registry cannot be read or written now
+  | 'internal';
+
+export class AccountsError extends Error {
+  constructor(
+    readonly code: AccountsErrorCode,
+    detail?: string,
+    /** Merged into the body, as Mozilla's server does (email, retryAfter, param…). */
+    readonly extra: Record<string, string | number> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(detail ?? code, options);
+    this.name = 'AccountsError';
+  }
+}

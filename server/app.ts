@@ -15,6 +15,11 @@ import { adminRouter, type ReplicationAdmin } from './routes/admin.js';
 import { jwksRouter } from './routes/jwks.js';
 import { tokenRouter, type TokenDeps } from './routes/token.js';
 import type { LocalAccounts } from './tokenserver/local-accounts.js';
+import type { AccountStore } from './accounts/account-store.js';
+import type { SignInThrottle } from './accounts/throttle.js';
+import { accountsRouter } from './routes/accounts.js';
+import { oauthRouter } from './routes/oauth.js';
+import { profileRouter, wellKnownRouter } from './routes/profile.js';
 
 export interface AppDeps {
   config: Config;
@@ -24,6 +29,8 @@ export interface AppDeps {
   /** The token endpoint; a storage-only gateway (behind Mozilla's tokenserver) has none. */
   tokens?: Pick<TokenDeps, 'registry' | 'verifier'>;
   localAccounts?: LocalAccounts;
+  /** The accounts server Firefox signs in to (needs localAccounts: its issuer signs the access tokens). */
+  accounts?: { store: AccountStore; throttle: SignInThrottle };
   /** The admin API, when an admin credential is configured. */
   admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin };
 }
@@ -61,7 +68,7 @@ const corsPolicy = cors({
   ],
 });
 
-export function createApp(deps: AppDeps): Koa {
+export function createApp(deps: AppDeps, pages?: Koa.Middleware): Koa {
   const app = new Koa();
   app.proxy = deps.config.trustProxy;
   app.silent = true;
@@ -75,6 +82,14 @@ export function createApp(deps: AppDeps): Koa {
   app.use(ops.routes());
   if (deps.tokens) app.use(tokenRouter({ config: deps.config, masterSecret: deps.masterSecret, ...deps.tokens }).routes());
   if (deps.localAccounts) app.use(jwksRouter(deps.localAccounts).routes());
+  if (deps.localAccounts && deps.accounts) {
+    const issued = { config: deps.config, accounts: deps.accounts.store, issuer: deps.localAccounts };
+    app.use(wellKnownRouter(deps.config).routes());
+    app.use(accountsRouter({ ...issued, throttle: deps.accounts.throttle }).routes());
+    app.use(oauthRouter(issued).routes());
+    app.use(profileRouter(issued).routes());
+    if (pages) app.use(pages);
+  }
   if (deps.admin) app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication).routes());
   app.use(sync.routes());
   app.use(sync.allowedMethods());

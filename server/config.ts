@@ -87,6 +87,8 @@ export interface TokenServerConfig {
   localAccounts: boolean;
   /** Lifetime of the bearer tokens `syncgate account` prints. */
   localTokenTtlSec: number;
+  /** Anyone may create an account on the sign-in page; off: only `syncgate account create` makes them. */
+  signup: boolean;
   allowNewUsers: boolean;
   /** How long the storage of a uid replaced by a key change is kept before deletion. */
   purgeReplacedAfterSec: number;
@@ -216,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clockSkewSec: int('SYNCGATE_JWT_CLOCK_SKEW', 'jwt_clock_skew', 60, 0, 600),
     localAccounts: bool('SYNCGATE_LOCAL_ACCOUNTS', 'local_accounts', true),
     localTokenTtlSec: int('SYNCGATE_LOCAL_TOKEN_TTL', 'local_token_ttl', 30 * 86400, 60),
+    signup: bool('SYNCGATE_SIGNUP', 'signup', true),
     allowNewUsers: bool('SYNCGATE_ALLOW_NEW_USERS', 'allow_new_users', true),
     purgeReplacedAfterSec: int('SYNCGATE_PURGE_REPLACED_AFTER', 'purge_replaced_after', 86400, 0),
     nodeType: str('SYNCGATE_NODE_TYPE', 'node_type', 'couchdb'),

@@ -2,7 +2,7 @@
 // error number as the body, and headers. Nothing else of an error (message, stack, a Couch
 // body) ever reaches a client.
 import type Koa from 'koa';
-import { isSyncError, SyncError, TokenError, type SyncErrorCode, type TokenErrorCode } from '../common/errors.js';
+import { AccountsError, isSyncError, SyncError, TokenError, type AccountsErrorCode, type SyncErrorCode, type TokenErrorCode } from '../common/errors.js';
 import { formatSeconds } from '../common/timestamps.js';
 import { CouchError } from '../storage/couch/couch-client.js';
 
@@ -93,8 +93,8 @@ export function writeError(ctx: Koa.Context, err: unknown): void {
 export const errorMiddleware: Koa.Middleware = async (ctx, next) => {
   try {
     await next();
-    // The token endpoint and the admin API answer in their own formats.
-    if (ctx.state.route === 'token' || ctx.state.route === 'admin') return;
+    // The token endpoint, the accounts server and the admin API answer in their own formats.
+    if (ctx.state.route === 'token' || ctx.state.route === 'admin' || ctx.state.route === 'accounts') return;
     if (ctx.status === 404 && ctx.body === undefined) writeError(ctx, new SyncError('not-found'));
     else if (ctx.status === 405) writeError(ctx, new SyncError('method-not-allowed'));
   } catch (err) {
@@ -155,4 +155,58 @@ export function writeTokenError(ctx: Koa.Context, err: unknown): void {
   ctx.status = entry.status;
   ctx.type = 'application/json';
   ctx.body = JSON.stringify(entry.body);
+}
+
+/** Accounts server answers: Mozilla's {code, errno, error, message} (Firefox reads errno). */
+export const ACCOUNTS_ERRORS: Record<AccountsErrorCode, [status: number, errno: number, message: string]> = {
+  'account-exists': [400, 101, 'Account already exists'],
+  'unknown-account': [400, 102, 'Unknown account'],
+  'incorrect-password': [400, 103, 'Incorrect password'],
+  'invalid-parameter': [400, 107, 'Invalid parameter in request body'],
+  'missing-parameter': [400, 108, 'Missing parameter in request body'],
+  'invalid-signature': [401, 109, 'Invalid request signature'],
+  'invalid-token': [401, 110, 'Invalid authentication token in request signature'],
+  'too-large': [413, 113, 'Request body too large'],
+  throttled: [429, 114, 'Client has sent too many requests'],
+  'unknown-device': [400, 123, 'Unknown device'],
+  'unknown-client': [400, 162, 'Unknown client_id'],
+  'invalid-scopes': [400, 163, 'Requested scopes are not allowed'],
+  'missing-pkce': [400, 169, 'Public clients require PKCE OAuth parameters'],
+  'unknown-code': [400, 172, 'Unknown authorization code'],
+  'code-mismatch': [400, 173, 'Incorrect code'],
+  'expired-code': [400, 174, 'Expired authorization code'],
+  'pkce-mismatch': [400, 175, 'Incorrect code_challenge'],
+  'signup-disabled': [403, 202, 'Feature not enabled'],
+  'not-found': [404, 999, 'Not Found'],
+  unavailable: [503, 201, 'Service unavailable'],
+  internal: [500, 999, 'Unspecified error'],
+};
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 413: 'Request Entity Too Large', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+export const ACCOUNTS_RETRY_AFTER = 30;
+
+/** Writes the accounts server's answer for any error; unknown errors are logged and become 500. */
+export function writeAccountsError(ctx: Koa.Context, err: unknown): void {
+  let code: AccountsErrorCode = 'internal';
+  let extra: Record<string, string | number> = {};
+  if (err instanceof AccountsError) {
+    code = err.code;
+    extra = err.extra;
+    if (code === 'internal' || code === 'unavailable') ctx.state.error = err;
+  } else if (err instanceof CouchError) {
+    code = 'unavailable';
+    ctx.state.error = err;
+  } else if (isSyncError(err) && err.code === 'too-large') {
+    code = 'too-large';
+  } else {
+    ctx.state.error = err;
+  }
+  const [status, errno, message] = ACCOUNTS_ERRORS[code];
+  if (code === 'unavailable') extra = { retryAfter: ACCOUNTS_RETRY_AFTER, ...extra };
+  // Firefox holds every request back for retryAfter seconds (FxAccountsClient); the header says the same.
+  if (typeof extra.retryAfter === 'number') ctx.set('Retry-After', String(extra.retryAfter));
+  ctx.status = status;
+  ctx.type = 'application/json';
+  ctx.body = JSON.stringify({ code: status, errno, error: REASONS[status] ?? 'Error', message, ...extra });
 }

@@ -21,6 +21,9 @@ import { createApp } from './app.js';
 import { dataFolderSecret, loadMasterSecret } from './auth/master-secret.js';
 import { describe, type Config } from './config.js';
 import { createLogger } from './logging.js';
+import { AccountStore } from './accounts/account-store.js';
+import { SignInThrottle } from './accounts/throttle.js';
+import { pagesMiddleware } from './routes/pages.js';
 import { LocalAccounts } from './tokenserver/local-accounts.js';
 import { createVerifier } from './tokenserver/trusted-issuers.js';
 
@@ -106,9 +109,10 @@ export async function startServer(config: Config, logger = createLogger(config.l
       }
     : undefined;
   const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir) : undefined;
-  const verifier = await createVerifier(config, localAccounts);
+  const accountStore = localAccounts ? new AccountStore(registryDb.db) : undefined;
+  const verifier = await createVerifier(config, localAccounts, accountStore);
 
-  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin });
+  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin, ...(accountStore ? { accounts: { store: accountStore, throttle: new SignInThrottle() } } : {}) }, accountStore ? await pagesMiddleware() : undefined);
   const server: Server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -126,6 +130,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     every(config.purgeIntervalSec * 1000, logger, 'purge', async () => {
       for (const s of await nodeStores.all()) await s.purge();
     }),
+    every(60_000, logger, 'sweep of unused sign-in tokens', async () => accountStore?.sweep()),
     every(config.purgeIntervalSec * 1000, logger, 'purge of replaced uids', () =>
       registry.purgeReplaced(async (uid, node) => {
         await nodeStores.destroy(String(uid), node);

@@ -51,11 +51,11 @@ export function normalized(a: HawkAttributes, req: HawkRequest): string {
   return s;
 }
 
-export function computeMac(key: string, a: HawkAttributes, req: HawkRequest): string {
+export function computeMac(key: string | Buffer, a: HawkAttributes, req: HawkRequest): string {
   return createHmac('sha256', key).update(normalized(a, req), 'utf8').digest('base64');
 }
 
-export function macMatches(key: string, a: HawkAttributes, req: HawkRequest): boolean {
+export function macMatches(key: string | Buffer, a: HawkAttributes, req: HawkRequest): boolean {
   const expected: Buffer = Buffer.from(computeMac(key, a, req));
   const given: Buffer = Buffer.from(a.mac);
   return expected.length === given.length && timingSafeEqual(expected, given);

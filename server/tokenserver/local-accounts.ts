@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 
 export const LOCAL_ISSUER = 'urn:syncgate:local-accounts';
 export const LOCAL_EMAIL_DOMAIN = 'accounts.syncgate.local';
@@ -133,13 +133,25 @@ export class LocalAccounts {
   }
 
   /** A bearer token like FxA's access tokens: RS256, typ at+jwt, the oldsync scope. */
-  async bearer(account: LocalAccount, ttlSec: number, now = Date.now()): Promise<string> {
+  bearer(account: LocalAccount, ttlSec: number, now = Date.now()): Promise<string> {
+    return this.accessToken(account.sub, OLDSYNC_SCOPE, 'syncgate-local', ttlSec, now);
+  }
+
+  /** The claims of an access token this issuer signed (and that has not expired). */
+  async verify(token: string): Promise<JWTPayload> {
+    const { publicJwk } = await this.key();
+    const { payload } = await jwtVerify(token, createLocalJWKSet({ keys: [publicJwk] }), { issuer: LOCAL_ISSUER, typ: 'at+jwt', algorithms: ['RS256'], requiredClaims: ['exp', 'sub'] });
+    return payload;
+  }
+
+  /** An access token of this issuer, for the accounts server's OAuth answers too. */
+  async accessToken(sub: string, scope: string, clientId: string, ttlSec: number, now = Date.now()): Promise<string> {
     const { key, kid } = await this.key();
     const iat = Math.floor(now / 1000);
-    return new SignJWT({ scope: OLDSYNC_SCOPE, client_id: 'syncgate-local' })
+    return new SignJWT({ scope, client_id: clientId })
       .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid })
       .setIssuer(LOCAL_ISSUER)
-      .setSubject(account.sub)
+      .setSubject(sub)
       .setIssuedAt(iat)
       .setExpirationTime(iat + ttlSec)
       .setJti(randomBytes(12).toString('hex'))
