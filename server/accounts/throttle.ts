@@ -27,19 +27,21 @@ export class SignInThrottle {
     if (account?.failures && account.failures.until > now) throw retryAfter(account.failures.until - now);
   }
 
-  /** Records a wrong password; changes `account` (the caller stores it). */
-  failed(address: string, account?: AccountDoc): void {
+  /** Records a wrong password sent from the address. */
+  failedFrom(address: string): void {
     const now = this.now();
     const recent = this.recent(address, now);
     recent.push(now);
     this.addresses.delete(address);
     this.addresses.set(address, recent);
     if (this.addresses.size > ADDRESSES) this.addresses.delete(this.addresses.keys().next().value as string);
-    if (account) {
-      const count = (account.failures?.count ?? 0) + 1;
-      const wait = count < FREE ? 0 : Math.min(MAX_MS, BASE_MS * 2 ** (count - FREE));
-      account.failures = { count, until: now + wait };
-    }
+  }
+
+  /** Records a wrong password on the account (the caller stores the document). */
+  failedOn(account: AccountDoc): void {
+    const count = (account.failures?.count ?? 0) + 1;
+    const wait = count < FREE ? 0 : Math.min(MAX_MS, BASE_MS * 2 ** (count - FREE));
+    account.failures = { count, until: this.now() + wait };
   }
 
   private recent(address: string, now: number): number[] {

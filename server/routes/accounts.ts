@@ -73,6 +73,24 @@ export function accountsRouter(deps: AccountsDeps): Router {
   const { config, accounts, throttle } = deps;
   const router = new Router();
 
+  /**
+   * The account and its wrapKb if authPW is its password's; counts a failure against the
+   * address and the account otherwise, and clears the account's count on success.
+   */
+  const checkPassword = async (ctx: Koa.Context, email: string, authPW: Buffer): Promise<{ account: AccountDoc; wrapKb: Buffer }> => {
+    const account = await accounts.byEmail(email);
+    throttle.check(ctx.ip, account);
+    const wrapKb = account?.password ? await unwrapKb(authPW, account.password) : undefined;
+    if (wrapKb && account) {
+      if (account.failures) await accounts.update(account.uid, (a) => void delete a.failures);
+      return { account, wrapKb };
+    }
+    throttle.failedFrom(ctx.ip);
+    if (!account) throw new AccountsError('unknown-account', undefined, { email });
+    await accounts.update(account.uid, (a) => throttle.failedOn(a));
+    throw new AccountsError('incorrect-password', undefined, { email: account.email });
+  };
+
   /** A session, and a key-fetch token when the page asked for keys. */
   const signedIn = async (ctx: Koa.Context, account: AccountDoc, wrapKb: Buffer) => {
     const session = await accounts.newSession(account.uid);
@@ -99,20 +117,7 @@ export function accountsRouter(deps: AccountsDeps): Router {
     '/v1/account/login',
     accountsRoute(async (ctx) => {
       const { fields } = await jsonBody(ctx);
-      const email = str(fields, 'email', undefined, 255);
-      const authPW = Buffer.from(str(fields, 'authPW', HEX32), 'hex');
-      const address = ctx.ip;
-      const account = await accounts.byEmail(email);
-      throttle.check(address, account);
-      const wrapKb = account?.password ? await unwrapKb(authPW, account.password) : undefined;
-      if (!account || !wrapKb) {
-        let failures: AccountDoc | undefined;
-        if (account) await accounts.update(account.uid, (a) => void throttle.failed(address, (failures = a)));
-        else throttle.failed(address);
-        if (!account) throw new AccountsError('unknown-account', undefined, { email });
-        throw new AccountsError('incorrect-password', undefined, { email: failures?.email ?? account.email });
-      }
-      if (account.failures) await accounts.update(account.uid, (a) => void delete a.failures);
+      const { account, wrapKb } = await checkPassword(ctx, str(fields, 'email', undefined, 255), Buffer.from(str(fields, 'authPW', HEX32), 'hex'));
       return signedIn(ctx, account, wrapKb);
     }),
   );
@@ -277,17 +282,10 @@ export function accountsRouter(deps: AccountsDeps): Router {
       const oldAuthPW = Buffer.from(str(fields, 'oldAuthPW', HEX32), 'hex');
       const authPW = Buffer.from(str(fields, 'authPW', HEX32), 'hex');
       const wrapKb = Buffer.from(str(fields, 'wrapKb', HEX32), 'hex');
-      const account = await accounts.byEmail(email);
-      throttle.check(ctx.ip, account);
-      if (!account) throw new AccountsError('unknown-account', undefined, { email });
-      if (!account.password || !(await unwrapKb(oldAuthPW, account.password))) {
-        await accounts.update(account.uid, (a) => void throttle.failed(ctx.ip, a));
-        throw new AccountsError('incorrect-password', undefined, { email: account.email });
-      }
+      const { account } = await checkPassword(ctx, email, oldAuthPW);
       const record = await passwordRecord(authPW, wrapKb);
       await accounts.update(account.uid, (a) => {
         a.password = record;
-        delete a.failures;
       });
       return {};
     }),

@@ -13,11 +13,9 @@ import type { Config } from '../config.js';
 import { OLDSYNC_SCOPE, type LocalAccounts } from '../tokenserver/local-accounts.js';
 import { accountsRoute, sessionOf } from './accounts.js';
 
-/** Firefox's public OAuth clients, as Mozilla's accounts server registers them. */
+/** The public OAuth clients that sign in over the WebChannel (Firefox's FxAccountsCommon). */
 export const FIREFOX_CLIENTS: Record<string, string> = {
   '5882386c6d801776': 'Firefox Desktop',
-  '3c49430b43dfba77': 'Firefox for Android',
-  '1b1a3e44c54fbb58': 'Firefox for iOS',
   '8269bacd7bbc7f80': 'Thunderbird',
 };
 
