@@ -1,6 +1,7 @@
 // The one place where failures become protocol responses (spec 6): status, the legacy Weave
 // error number as the body, and headers. Nothing else of an error (message, stack, a Couch
 // body) ever reaches a client.
+import { STATUS_CODES } from 'node:http';
 import type Koa from 'koa';
 import { AccountsError, isSyncError, SyncError, TokenError, type AccountsErrorCode, type SyncErrorCode, type TokenErrorCode } from '../common/errors.js';
 import { formatSeconds } from '../common/timestamps.js';
@@ -182,8 +183,6 @@ export const ACCOUNTS_ERRORS: Record<AccountsErrorCode, [status: number, errno: 
   internal: [500, 999, 'Unspecified error'],
 };
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 413: 'Request Entity Too Large', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' };
-
 export const ACCOUNTS_RETRY_AFTER = 30;
 
 /** Writes the accounts server's answer for any error; unknown errors are logged and become 500. */
@@ -208,5 +207,5 @@ export function writeAccountsError(ctx: Koa.Context, err: unknown): void {
   if (typeof extra.retryAfter === 'number') ctx.set('Retry-After', String(extra.retryAfter));
   ctx.status = status;
   ctx.type = 'application/json';
-  ctx.body = JSON.stringify({ code: status, errno, error: REASONS[status] ?? 'Error', message, ...extra });
+  ctx.body = JSON.stringify({ code: status, errno, error: STATUS_CODES[status] ?? 'Error', message, ...extra });
 }

@@ -62,6 +62,7 @@ async function syncedStatus(ff: Firefox): Promise<{ user: { email: string; verif
 describe('Firefox signs in to syncgate and syncs', function () {
   this.timeout(240_000);
   if ('missing' in binary) {
+    // Skipped only where Firefox (or root for the namespace) is missing; the title says how to get it.
     it.skip(`needs a real Firefox: ${binary.missing}`);
     return;
   }
