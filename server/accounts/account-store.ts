@@ -14,6 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AccountsError } from '../../common/errors.js';
 import type { Doc, DocDb } from '../../storage/doc-db.js';
+import { EMAIL } from '../tokenserver/local-accounts.js';
 import { tokenKeys, type PasswordRecord } from './onepw.js';
 
 export interface Device {
@@ -87,7 +88,6 @@ const CAS_ATTEMPTS = 20;
 
 export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 const sha256 = (token: string): string => createHash('sha256').update(token).digest('hex');
-const EMAIL = /^[^\s@]{1,128}@[^\s@]{1,128}$/;
 
 export class AccountStore {
   constructor(

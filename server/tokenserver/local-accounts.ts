@@ -26,7 +26,8 @@ export interface LocalAccount {
 
 export class AccountError extends Error {}
 
-const EMAIL = /^[^\s@]{1,128}@[^\s@]{1,128}$/;
+/** What both kinds of account accept as an email address. */
+export const EMAIL = /^[^\s@]{1,128}@[^\s@]{1,128}$/;
 
 export class LocalAccounts {
   private readonly dir: string;
