@@ -15,6 +15,7 @@
 // routing needs them on every request.
 import { randomInt } from 'node:crypto';
 import { TokenError } from '../common/errors.js';
+import { failpointPause } from '../common/failpoint.js';
 import { RecencyMap } from '../common/recency-map.js';
 import { couchUnavailable } from '../storage/couch/couch-client.js';
 import type { CouchInfo } from '../storage/couch/couch-backend.js';
@@ -95,7 +96,15 @@ export interface PurgeDoc extends Doc {
   email: string;
   node: string;
   notBefore: number;
+  /** When the key change that queued it began (absent in entries of older versions). */
+  queuedAt?: number;
 }
+
+/**
+ * How long an entry whose row is not (yet) replaced is kept: the swap that queued it may still
+ * be in flight. Only after that is the row's being unreplaced proof that the swap lost.
+ */
+const SWAP_SETTLE_MS = 60_000;
 
 export const DEFAULT_NODE = 'default';
 const MAX_UID = 2 ** 31 - 1;
@@ -306,8 +315,10 @@ export class Registry {
         const now = this.now();
         fresh = { ...decision.values, uid: await this.claimUid(email, target, now), createdAt: now, node: target.primary };
         // Queued before the swap: if this process dies after it, the old storage is still
-        // deleted; if the swap loses, the purger finds the row unreplaced and drops the entry.
+        // deleted; if the swap loses, the purger finds the row unreplaced and, once the swap
+        // has had time to settle, drops the entry.
         for (const r of rows) if (r.replacedAt === undefined) await this.queuePurge(email, r, now);
+        await failpointPause('login:before-swap');
       }
       const next: UserDoc = { _id: userId(email), type: 'user', email, rows: applyDecision(rows, decision, fresh, this.now()) };
       if (doc?._rev) next._rev = doc._rev;
@@ -380,7 +391,7 @@ export class Registry {
 
   private async queuePurge(email: string, row: UserRow, now: number): Promise<void> {
     const notBefore = now + this.opts.purgeAfterMs;
-    const doc: PurgeDoc = { _id: `purge:${String(notBefore).padStart(15, '0')}:${row.uid}`, type: 'purge', uid: row.uid, email, node: row.node, notBefore };
+    const doc: PurgeDoc = { _id: `purge:${String(notBefore).padStart(15, '0')}:${row.uid}`, type: 'purge', uid: row.uid, email, node: row.node, notBefore, queuedAt: now };
     await this.db.put(doc);
   }
 
@@ -395,6 +406,7 @@ export class Registry {
     for (const entry of queued) {
       const user = await this.user(entry.email);
       const row = user?.rows.find((r) => r.uid === entry.uid);
+      if (row && row.replacedAt === undefined && this.now() - (entry.queuedAt ?? 0) < SWAP_SETTLE_MS) continue;
       if (row?.replacedAt !== undefined) {
         await destroy(entry.uid, entry.node);
         const placed = await this.db.get<UidDoc>(uidId(entry.uid));

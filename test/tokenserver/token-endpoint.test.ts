@@ -6,11 +6,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalAccounts, keyIdOf, type LocalAccount } from '../../server/tokenserver/local-accounts.js';
 import { SyncClient, type SyncResponse } from '../support/client.js';
 import { storeUnderTest, testCouchUrl } from '../support/couch.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
+import { spawnGateway, type GatewayProcess } from '../support/process.js';
 import { credentialsOf, keyId, requestToken } from '../support/tokens.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -25,6 +28,16 @@ function assertTokenError(res: SyncResponse, status: number, statusString: strin
   assert.equal(body.errors.length, 1);
   if (typeof description === 'string') assert.equal(body.errors[0]?.description, description);
   else if (description) assert.match(body.errors[0]?.description ?? '', description);
+}
+
+async function userDatabaseExists(dataDir: string, uid: number): Promise<boolean> {
+  if (storeUnderTest === 'couch') {
+    const url = new URL(await testCouchUrl());
+    const auth = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+    const res = await fetch(`${url.origin}/sync_${uid}`, { headers: { Authorization: auth } });
+    return res.status === 200;
+  }
+  return existsSync(join(dataDir, 'users', `sync_${uid}`));
 }
 
 describe('token endpoint with local accounts (GET /1.0/sync/1.5)', function () {
@@ -150,15 +163,7 @@ describe('token endpoint with local accounts (GET /1.0/sync/1.5)', function () {
     assert.equal((await fresh.get('/storage/bookmarks/y')).json().payload, 'new');
   });
 
-  async function databaseExists(uid: number): Promise<boolean> {
-    if (storeUnderTest === 'couch') {
-      const url = new URL(await testCouchUrl());
-      const auth = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
-      const res = await fetch(`${url.origin}/sync_${uid}`, { headers: { Authorization: auth } });
-      return res.status === 200;
-    }
-    return existsSync(join(gw.config.dataDir, 'users', `sync_${uid}`));
-  }
+  const databaseExists = (uid: number) => userDatabaseExists(gw.config.dataDir, uid);
 
   it('refuses a new client state without a keys_changed_at change, and a keys_changed_at going back', async () => {
     const { account: a, bearer } = await account();
@@ -239,5 +244,50 @@ describe('token endpoint with local accounts (GET /1.0/sync/1.5)', function () {
     } finally {
       await closed.close();
     }
+  });
+});
+
+describe('a key change whose registry write is slow', function () {
+  let gw: GatewayProcess;
+  let dataDir: string;
+  let accounts: LocalAccounts;
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'syncgate-test-'));
+    // A process of its own, for the failpoint: the purger runs every second while the key
+    // change is held for three, and meets the queued deletion while the old row is not yet
+    // marked replaced, again and again.
+    gw = await spawnGateway({
+      PORT: '0',
+      SYNCGATE_DATA: dataDir,
+      SYNC_MASTER_SECRET: randomBytes(24).toString('hex'),
+      SYNCGATE_PURGE_REPLACED_AFTER: '0',
+      SYNCGATE_PURGE_INTERVAL: '1',
+      SYNCGATE_FXA: 'false',
+      SYNCGATE_FAILPOINT: 'login:before-swap=3000',
+    });
+    accounts = new LocalAccounts(dataDir);
+  });
+  after(async () => {
+    await gw.kill('SIGTERM');
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('deletes the storage of the replaced uid once the write lands, and keeps the new one', async () => {
+    const a = await accounts.create(`${randomBytes(6).toString('hex')}@example.com`);
+    const bearer = await accounts.bearer(a, 3600);
+    const old = new SyncClient(credentialsOf(await requestToken(gw.url, { bearer, keyId: keyIdOf(a) })));
+    assert.equal((await old.put('/storage/bookmarks/x', { payload: 'old' })).status, 200);
+    const started = Date.now();
+    const changed = await requestToken(gw.url, { bearer, keyId: keyId(a.keysChangedAt + 1, newState()) });
+    assert.equal(changed.status, 200, changed.text);
+    assert.ok(Date.now() - started >= 3000, 'the failpoint held the key change');
+    const fresh = new SyncClient(credentialsOf(changed));
+    assert.notEqual(fresh.uid, old.uid);
+    assert.equal((await fresh.put('/storage/bookmarks/y', { payload: 'new' })).status, 200);
+    const deadline = Date.now() + 15_000;
+    while ((await userDatabaseExists(dataDir, old.uid)) && Date.now() < deadline) await sleep(200);
+    assert.equal(await userDatabaseExists(dataDir, old.uid), false, 'the replaced uid still has a database');
+    assert.equal((await fresh.get('/storage/bookmarks/y')).json().payload, 'new');
   });
 });
