@@ -122,14 +122,22 @@ async function printCredentials(cfg: Config, accounts: LocalAccounts, account: L
   }
 }
 
+const serverOption = ['--server <url>', 'base URL of a running gateway (default: SYNCGATE_PUBLIC_URL or HOST:PORT)'] as const;
+
 const account = program.command('account').description('local accounts of the built-in identity provider (self-hosting, scripts, tests)');
 
 account
   .command('create <email>')
-  .description('create a local account and print a bearer token and X-KeyID for the token endpoint')
-  .option('--json', 'print one JSON line {"bearer","keyId","token_url"}')
+  .description('create a local account and print a bearer token and X-KeyID for the token endpoint; with --firefox, an account Firefox signs in to')
+  .option('--firefox', 'an account Firefox signs in to: prints a one-time link (7 days) where its owner chooses the password; needs a running gateway and SYNCGATE_ADMIN_TOKEN')
+  .option('--json', 'print one JSON line ({"bearer","keyId","token_url"}, or {"email","link","expiresAt"} with --firefox)')
   .option('--url <url>', 'public base URL of the server, for token_url')
-  .action(async (email: string, opts: { json?: boolean; url?: string }) => {
+  .option(...serverOption)
+  .action(async (email: string, opts: { firefox?: boolean; json?: boolean; url?: string; server?: string }) => {
+    if (opts.firefox) {
+      const answer = await adminRequest('POST', '/accounts', opts, { email });
+      return printLink(answer as string, opts, 'to sign up and choose a password');
+    }
     const cfg = config();
     const accounts = localAccounts(cfg);
     try {
@@ -169,18 +177,45 @@ account
   });
 
 account
+  .command('reset <email>')
+  .description('a one-time link (24 hours) to set a new password without the old one: the account gets a new key and empty storage, every device signs in again')
+  .option('--json', 'print one JSON line {"email","link","expiresAt"}')
+  .option(...serverOption)
+  .action(async (email: string, opts: { json?: boolean; server?: string }) => {
+    const answer = await adminRequest('POST', `/accounts/${encodeURIComponent(email)}/reset`, opts);
+    printLink(answer as string, opts, 'to choose a new password');
+  });
+
+account
   .command('delete <email>')
-  .description('delete a local account: its bearer tokens stop working at once')
-  .action(async (email: string) => {
-    if (!(await localAccounts(config()).delete(email))) {
-      process.stderr.write(`syncgate account delete: no account ${email}\n`);
+  .description('delete an account: its bearer tokens, sessions and refresh tokens stop working at once (an account Firefox signs in to: needs a running gateway and SYNCGATE_ADMIN_TOKEN)')
+  .option(...serverOption)
+  .action(async (email: string, opts: { server?: string }) => {
+    const cfg = config();
+    let deleted = cfg.tokenServer.localAccounts && (await new LocalAccounts(cfg.dataDir).delete(email));
+    if (cfg.adminToken) deleted = (await adminRequest('DELETE', `/accounts/${encodeURIComponent(email)}`, opts, undefined, true)) !== undefined || deleted;
+    if (!deleted) {
+      const hint = cfg.adminToken ? '' : ' (accounts Firefox signs in to are deleted through a running gateway: set SYNCGATE_ADMIN_TOKEN)';
+      process.stderr.write(`syncgate account delete: no account ${email}${hint}\n`);
       process.exit(1);
     }
     process.stdout.write(`deleted ${email}\n`);
   });
 
+/** Prints the admin API's one-time link for a person. */
+function printLink(answer: string, opts: { json?: boolean }, purpose: string): void {
+  const { email, link, expiresAt } = JSON.parse(answer) as { email: string; link: string; expiresAt: string };
+  if (opts.json) process.stdout.write(`${JSON.stringify({ email, link, expiresAt })}\n`);
+  else process.stdout.write(`Send ${email} this link ${purpose} (once, until ${expiresAt}):\n${link}\n`);
+}
+
 /** Calls the admin API of a running gateway (SYNCGATE_ADMIN_TOKEN); prints its JSON answer. */
 async function adminCall(method: string, path: string, opts: { server?: string }, body?: unknown): Promise<void> {
+  process.stdout.write(`${await adminRequest(method, path, opts, body)}\n`);
+}
+
+/** The admin API's answer (JSON text); a refusal is printed and ends the command. */
+async function adminRequest(method: string, path: string, opts: { server?: string }, body?: unknown, allow404 = false): Promise<string | undefined> {
   const cfg = config();
   if (!cfg.adminToken) {
     process.stderr.write('syncgate: set SYNCGATE_ADMIN_TOKEN to the admin credential of the gateway\n');
@@ -199,6 +234,7 @@ async function adminCall(method: string, path: string, opts: { server?: string }
     process.exit(1);
   }
   const text = await res.text();
+  if (res.status === 404 && allow404) return undefined;
   if (!res.ok) {
     let message = text;
     try {
@@ -209,10 +245,9 @@ async function adminCall(method: string, path: string, opts: { server?: string }
     process.stderr.write(`syncgate: ${res.status} ${message}\n`);
     process.exit(1);
   }
-  process.stdout.write(`${text}\n`);
+  return text;
 }
 
-const serverOption = ['--server <url>', 'base URL of a running gateway (default: SYNCGATE_PUBLIC_URL or HOST:PORT)'] as const;
 
 const operator = program.command('operator').description('operators: who runs nodes (admin API of a running gateway)');
 operator

@@ -131,10 +131,18 @@ export class NodeAdmin {
   }
 
   /** Where a uid lives: its primary and replica nodes. */
-  async placement(uid: number): Promise<{ uid: number; node: string; replica: string | null } | undefined> {
+  /** Where a uid lives, and whether its storage was refused (account deleted) or deleted (ms). */
+  async placement(uid: number): Promise<{ uid: number; node: string; replica: string | null; revokedAt?: number; purgedAt?: number } | undefined> {
     if (!Number.isSafeInteger(uid)) return undefined;
     const doc = await this.db.get<UidDoc>(`uid:${uid}`);
-    return doc ? { uid, node: doc.node, replica: doc.replica ?? null } : undefined;
+    if (!doc) return undefined;
+    return {
+      uid,
+      node: doc.node,
+      replica: doc.replica ?? null,
+      ...(doc.revokedAt === undefined ? {} : { revokedAt: doc.revokedAt }),
+      ...(doc.purgedAt === undefined ? {} : { purgedAt: doc.purgedAt }),
+    };
   }
 
   async removeNode(name: string): Promise<void> {

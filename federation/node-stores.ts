@@ -77,6 +77,8 @@ export class NodeStores {
 
   async route(uid: string): Promise<Route> {
     const placed = await this.registry.placement(Number(uid));
+    // Its account was deleted: the device is told so by a 401, and then by the accounts server.
+    if (placed?.revokedAt !== undefined) throw new SyncError('unauthorized', `the account of uid ${uid} was deleted`);
     const primary = placed?.node ?? DEFAULT_NODE;
     // A replica is kept only between Couch nodes (the embedded store cannot be replicated to).
     const replica = primary === DEFAULT_NODE && !this.config.couchUrl ? undefined : placed?.replica;

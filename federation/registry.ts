@@ -38,6 +38,8 @@ export interface UidDoc extends Doc {
   createdAt: number;
   /** Set once the storage of this (replaced) uid was deleted and uncounted. */
   purgedAt?: number;
+  /** The account was deleted: storage refuses this uid's tokens, whatever their expiry. */
+  revokedAt?: number;
 }
 
 export interface OperatorDoc extends Doc {
@@ -389,8 +391,54 @@ export class Registry {
     this.uids.delete(uid);
   }
 
-  private async queuePurge(email: string, row: UserRow, now: number): Promise<void> {
-    const notBefore = now + this.opts.purgeAfterMs;
+  /**
+   * The account's key is dead: reset (a password set without the old one) or the account
+   * deleted. Its current uid gets no more tokens and its storage refuses the tokens out there
+   * (401), so each of its devices finds out at its next sync. A reset keeps the row until the
+   * new key's first login replaces it (then the storage is purged after the usual grace); a
+   * deletion replaces every row and queues its storage for purging with no grace.
+   */
+  async revokeAccount(email: string, how: 'reset' | 'deleted'): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const doc = await this.user(email);
+      if (!doc) return;
+      const now = this.now();
+      const current = currentRow(doc.rows);
+      const revoked = how === 'deleted' ? doc.rows : doc.rows.filter((r) => r === current);
+      for (const r of revoked) {
+        await this.revokeUid(r.uid, now);
+        if (how === 'deleted' && r.replacedAt === undefined) await this.queuePurge(email, r, now, now);
+      }
+      const rows = doc.rows.map((r) => {
+        if (!revoked.includes(r)) return r;
+        const next: UserRow = { ...r, revokedAt: r.revokedAt ?? now };
+        if (how === 'deleted') next.replacedAt = r.replacedAt ?? now;
+        return next;
+      });
+      const rev = await this.db.put({ ...doc, rows } as UserDoc);
+      if (rev !== 'conflict') {
+        this.users.delete(email);
+        return;
+      }
+    }
+    throw new TokenError('unavailable', 'registry contention');
+  }
+
+  private async revokeUid(uid: number, now: number): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const placed = await this.db.get<UidDoc>(uidId(uid));
+      if (!placed || placed.revokedAt !== undefined) return;
+      const next: UidDoc = { ...placed, revokedAt: now };
+      const rev = await this.db.put(next);
+      if (rev !== 'conflict') {
+        this.uids.replace(uid, { ...next, _rev: rev });
+        return;
+      }
+    }
+    throw new TokenError('unavailable', 'registry contention');
+  }
+
+  private async queuePurge(email: string, row: UserRow, now: number, notBefore = now + this.opts.purgeAfterMs): Promise<void> {
     const doc: PurgeDoc = { _id: `purge:${String(notBefore).padStart(15, '0')}:${row.uid}`, type: 'purge', uid: row.uid, email, node: row.node, notBefore, queuedAt: now };
     await this.db.put(doc);
   }

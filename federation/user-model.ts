@@ -17,6 +17,11 @@ export interface UserRow {
   createdAt: number;
   /** Milliseconds; set once a newer row (a key change, a move) takes over. */
   replacedAt?: number;
+  /**
+   * Milliseconds; set when the account's key was reset or the account deleted: the key this
+   * row was made for is dead, so it gets no more tokens; only a new key (a new uid) does.
+   */
+  revokedAt?: number;
   /** Registry name of the node holding this uid's storage. */
   node: string;
 }
@@ -81,6 +86,7 @@ export function decide(rows: readonly UserRow[], login: Login, nodeUsable: (node
     // A new sync key: the client starts over on empty storage under a new uid, on the same node.
     return { kind: 'new-uid', values: { generation, clientState: a.clientState, keysChangedAt }, node: u.node };
   }
+  if (u.revokedAt !== undefined) throw new TokenError('invalid-credentials', 'the key of this account was reset');
   if (u.replacedAt !== undefined || !nodeUsable(u.node)) {
     // The operator moved this user off a node: same values, a new uid on a fresh node.
     return { kind: 'new-uid', values: { generation, clientState: u.clientState, keysChangedAt } };

@@ -14,7 +14,7 @@ import type { NodeAdmin } from '../federation/node-admin.js';
 import { adminRouter, type ReplicationAdmin } from './routes/admin.js';
 import { jwksRouter } from './routes/jwks.js';
 import { tokenRouter, type TokenDeps } from './routes/token.js';
-import type { LocalAccounts } from './tokenserver/local-accounts.js';
+import { LOCAL_EMAIL_DOMAIN, type LocalAccounts } from './tokenserver/local-accounts.js';
 import type { AccountStore } from './accounts/account-store.js';
 import type { SignInThrottle } from './accounts/throttle.js';
 import { accountsRouter } from './routes/accounts.js';
@@ -82,15 +82,21 @@ export function createApp(deps: AppDeps, pages?: Koa.Middleware): Koa {
   app.use(ops.routes());
   if (deps.tokens) app.use(tokenRouter({ config: deps.config, masterSecret: deps.masterSecret, ...deps.tokens }).routes());
   if (deps.localAccounts) app.use(jwksRouter(deps.localAccounts).routes());
+  const registry = deps.tokens?.registry;
+  // The token server names a signed-in account `<sub>@<LOCAL_EMAIL_DOMAIN>` (trusted-issuers.ts).
+  const revokeStorage = async (sub: string, how: 'reset' | 'deleted') => registry?.revokeAccount(`${sub}@${LOCAL_EMAIL_DOMAIN}`, how);
   if (deps.localAccounts && deps.accounts) {
     const issued = { config: deps.config, accounts: deps.accounts.store, issuer: deps.localAccounts };
     app.use(wellKnownRouter(deps.config).routes());
-    app.use(accountsRouter({ ...issued, throttle: deps.accounts.throttle }).routes());
+    app.use(accountsRouter({ ...issued, throttle: deps.accounts.throttle, revokeStorage }).routes());
     app.use(oauthRouter(issued).routes());
     app.use(profileRouter(issued).routes());
     if (pages) app.use(pages);
   }
-  if (deps.admin) app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication).routes());
+  if (deps.admin) {
+    const accounts = deps.accounts && { store: deps.accounts.store, config: deps.config, revokeStorage };
+    app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication, accounts).routes());
+  }
   app.use(sync.routes());
   app.use(sync.allowedMethods());
   return app;

@@ -22,6 +22,7 @@ import { dataFolderSecret, loadMasterSecret } from './auth/master-secret.js';
 import { describe, type Config } from './config.js';
 import { createLogger } from './logging.js';
 import { AccountStore } from './accounts/account-store.js';
+import { RegistryIssuerKey } from './tokenserver/shared-issuer-key.js';
 import { SignInThrottle } from './accounts/throttle.js';
 import { pagesMiddleware } from './routes/pages.js';
 import { LocalAccounts } from './tokenserver/local-accounts.js';
@@ -108,7 +109,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
         replication: { view: () => ({ replication: replicator.stats(), health: health.view() }), reset: () => replicator.resetStats() },
       }
     : undefined;
-  const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir) : undefined;
+  const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir, new RegistryIssuerKey(registryDb.db, masterSecret)) : undefined;
   const accountStore = localAccounts ? new AccountStore(registryDb.db) : undefined;
   const verifier = await createVerifier(config, localAccounts, accountStore);
 

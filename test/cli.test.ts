@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { credentials } from '../server/accounts/onepw.js';
 import { SyncClient, type Credentials } from './support/client.js';
 import { spawnGateway, type GatewayProcess } from './support/process.js';
 
@@ -76,6 +77,38 @@ describe('syncgate command line', function () {
     await new Promise((r) => setTimeout(r, 2100));
     const refused = await fetch(out.token_url, { headers: { Authorization: `Bearer ${out.bearer}`, 'X-KeyID': out.keyId } });
     assert.equal(refused.status, 401);
+  });
+
+  it('syncgate account create --firefox|reset|delete: links for a person to choose a password, with sign-up off', async () => {
+    const ADMIN = 'a'.repeat(32);
+    const running = await spawnGateway({ SYNCGATE_DATA: dir, PORT: '0', SYNC_MASTER_SECRET: '', SYNCGATE_FXA: 'false', SYNCGATE_SIGNUP: 'false', SYNCGATE_ADMIN_TOKEN: ADMIN });
+    gw = running;
+    const env = { ...process.env, SYNCGATE_DATA: dir, SYNC_MASTER_SECRET: '', SYNCGATE_ADMIN_TOKEN: ADMIN };
+    const cli = async (...args: string[]) => (await run(process.execPath, [BIN, 'account', ...args, '--server', running.url], { env })).stdout;
+    const address = 'bob@example.com';
+    const authPW = (password: string) => credentials(address, password).authPW.toString('hex');
+
+    const human = await cli('create', address, '--firefox');
+    assert.match(human, new RegExp(`^Send ${address} this link to sign up and choose a password \\(once, until \\d{4}-`));
+    const invite = JSON.parse(await cli('create', 'carol@example.com', '--firefox', '--json')) as { email: string; link: string; expiresAt: string };
+    assert.deepEqual(Object.keys(invite).sort(), ['email', 'expiresAt', 'link']);
+    const link = new URL(/^http\S+$/m.exec(human)?.[0] ?? '');
+    assert.equal(link.origin, running.url);
+    const signUp = await fetch(`${running.url}/v1/account/create`, { method: 'POST', body: JSON.stringify({ email: address, authPW: authPW('first password'), invite: link.searchParams.get('invite') }) });
+    assert.equal(signUp.status, 200, await signUp.text());
+    await assert.rejects(cli('create', address, '--firefox'), /409 there is already an account/);
+
+    const reset = new URL(JSON.parse(await cli('reset', address, '--json')).link as string);
+    const set = await fetch(`${running.url}/v1/account/reset`, { method: 'POST', body: JSON.stringify({ email: address, authPW: authPW('second password'), token: reset.searchParams.get('reset') }) });
+    assert.equal(set.status, 200, await set.text());
+    const login = (password: string) => fetch(`${running.url}/v1/account/login`, { method: 'POST', body: JSON.stringify({ email: address, authPW: authPW(password) }) });
+    assert.equal((await login('first password')).status, 400);
+    assert.equal((await login('second password')).status, 200);
+
+    assert.equal(await cli('delete', address), `deleted ${address}\n`);
+    assert.equal((await login('second password')).status, 400);
+    await assert.rejects(cli('delete', address), /no account/);
+    await assert.rejects(cli('reset', address), /404 no such account/);
   });
 
   it('syncgate token refuses a missing --url and a bad --duration', async () => {

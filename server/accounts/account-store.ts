@@ -8,6 +8,8 @@
 //   keyfetch:<id>      kA and wrapKb for one GET /v1/account/keys, then deleted (5 minutes at most)
 //   oauthcode:<hash>   an authorization code until it is redeemed (once) or expires
 //   refresh:<hash>     which account a refresh token belongs to
+//   invite:<hash>      a one-time sign-up link the operator made (sign-up may be off)
+//   reset:<hash>       a one-time link that sets a new password without the old one
 //
 // Tokens are stored by their Hawk id or a SHA-256, never as given: a copy of the registry
 // signs nobody in. Every change of an account is a compare-and-swap on its document.
@@ -82,6 +84,15 @@ export interface CodeDoc extends Doc {
   authAt: number;
   expiresAt: number;
 }
+
+/** A one-time link from the operator (`syncgate account create --firefox`, `account reset`). */
+export interface LinkDoc extends Doc {
+  kind: LinkKind;
+  email: string;
+  expiresAt: number;
+}
+
+export type LinkKind = 'invite' | 'reset';
 
 const KEY_FETCH_MS = 5 * 60_000;
 const CAS_ATTEMPTS = 20;
@@ -249,18 +260,50 @@ export class AccountStore {
     return true;
   }
 
-  /** Ends every session and refresh token of the account (password reset). */
-  async revokeAll(uid: string): Promise<void> {
+  /** Ends every session and refresh token of the account, in the same swap as `also`. */
+  async revokeAll(uid: string, also?: (a: AccountDoc) => void): Promise<AccountDoc> {
     let sessions: string[] = [];
     let refresh: string[] = [];
-    await this.update(uid, (a) => {
+    const account = await this.update(uid, (a) => {
       sessions = Object.keys(a.sessions);
       refresh = Object.keys(a.refreshTokens);
       a.sessions = {};
       a.refreshTokens = {};
+      also?.(a);
     });
     for (const id of sessions) await this.remove(`session:${id}`);
     for (const hash of refresh) await this.remove(`refresh:${hash}`);
+    return account;
+  }
+
+  /** A one-time link's token (hex) for the address; only its hash is stored. */
+  async newLink(kind: LinkKind, email: string, ttlMs: number): Promise<{ token: string; expiresAt: number }> {
+    const token = randomBytes(32).toString('hex');
+    const expiresAt = this.now() + ttlMs;
+    await this.db.put({ _id: `${kind}:${sha256(token)}`, kind, email: normalizeEmail(email), expiresAt } as LinkDoc);
+    return { token, expiresAt };
+  }
+
+  /** The link a token names, while it is unused and unexpired and for this address. */
+  async link(kind: LinkKind, token: string, email: string): Promise<LinkDoc | undefined> {
+    if (!/^[0-9a-f]{64}$/.test(token)) return undefined;
+    const doc = await this.db.get<LinkDoc>(`${kind}:${sha256(token)}`);
+    return doc && doc.expiresAt > this.now() && doc.email === normalizeEmail(email) ? doc : undefined;
+  }
+
+  /**
+   * A password set without the old one: kB cannot be kept (only the old password unwraps it),
+   * so the account gets new key material, keysChangedAt moves forward, and every session and
+   * refresh token ends. Firefox then signs in again and gets a new key; the token server sees
+   * the new kid and gives the account a new uid with empty storage.
+   */
+  async reset(uid: string, password: PasswordRecord): Promise<AccountDoc> {
+    return this.revokeAll(uid, (a) => {
+      a.password = password;
+      a.kA = randomBytes(32).toString('hex');
+      a.keysChangedAt = Math.max(this.now(), a.keysChangedAt + 1);
+      delete a.failures;
+    });
   }
 
   /** Deletes the account: its sessions and tokens stop working at once. */
@@ -274,11 +317,11 @@ export class AccountStore {
     return true;
   }
 
-  /** Deletes key-fetch tokens and codes that ran out unused; returns how many. */
+  /** Deletes key-fetch tokens, codes and links that ran out unused; returns how many. */
   async sweep(): Promise<number> {
     const now = this.now();
     let removed = 0;
-    for (const prefix of ['keyfetch:', 'oauthcode:']) {
+    for (const prefix of ['keyfetch:', 'oauthcode:', 'invite:', 'reset:']) {
       for (const doc of await this.db.range<Doc & { expiresAt: number }>(prefix, `${prefix}\ufff0`)) {
         if (doc.expiresAt <= now && (await this.consume(doc))) removed++;
       }

@@ -158,6 +158,7 @@ const MESSAGES = {
   101: 'There is already an account with this email. Sign in instead.',
   102: 'There is no account with this email. Check it, or create an account.',
   103: 'That is not the password of this account.',
+  110: 'This link was used already or has expired. Ask the operator of this server for a new one.',
   114: (body) => `Too many attempts. Try again in ${body.retryAfter ?? 60} seconds.`,
   202: 'New accounts cannot be created here. Ask the operator of this server for one.',
 };
@@ -197,19 +198,58 @@ $('account').addEventListener('submit', async (event) => {
   try {
     const { authPW, unwrapBKey } = await credentials(email, password);
     const path = mode() === 'signup' ? '/v1/account/create?keys=true' : '/v1/account/login?keys=true';
-    const signedIn = await call('POST', path, { email, authPW: hex(authPW) });
+    const signedIn = await call('POST', path, { email, authPW: hex(authPW), ...(invite && mode() === 'signup' ? { invite } : {}) });
     const kB = await fetchKB(signedIn.keyFetchToken, unwrapBKey);
     if (oauth) {
       await connectFirefox(email, signedIn, kB, mode() === 'signup' ? 'signup' : 'signin');
       say('Signed in. Firefox is syncing now; you can close this tab.', 'done');
     } else {
-      say(`Signed in as ${email}. To sync, open this page from Firefox’s “Sign in to sync”.`, 'done');
+      say(`Signed in as ${email}. To sync, choose “Sign in to sync” in Firefox’s menu and sign in with this email and password.`, 'done');
     }
     $('password').value = '';
   } catch (err) {
     failure(err);
   } finally {
     $('submit').disabled = false;
+  }
+});
+
+// The operator's one-time links: sign up for this address, or set a new password.
+const invite = params.get('invite') ?? undefined;
+if (invite) {
+  document.querySelector('input[name="mode"][value="signup"]').checked = true;
+  $('modes').hidden = true;
+  $('title').textContent = 'Create your account';
+  $('submit').textContent = 'Create account';
+  $('password').autocomplete = 'new-password';
+  $('email').value = params.get('email') ?? '';
+  $('email').readOnly = true;
+}
+
+const resetToken = params.get('reset') ?? undefined;
+if (resetToken) {
+  $('account').hidden = true;
+  $('reset').hidden = false;
+  $('change-link').hidden = true;
+  $('title').textContent = 'Choose a new password';
+  $('reset-email').value = params.get('email') ?? '';
+}
+
+$('reset').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const email = $('reset-email').value.trim().toLowerCase();
+  const password = $('reset-password').value;
+  if (password.length < 8) return say('The password needs at least 8 characters.', 'error');
+  $('reset-submit').disabled = true;
+  say('Setting your new password…');
+  try {
+    const { authPW } = await credentials(email, password);
+    await call('POST', '/v1/account/reset', { email, authPW: hex(authPW), token: resetToken });
+    $('reset-password').value = '';
+    say('Your new password is set. Sign in again in each Firefox: choose “Sign in to sync” in its menu.', 'done');
+  } catch (err) {
+    failure(err);
+    $('reset-submit').disabled = false;
   }
 });
 

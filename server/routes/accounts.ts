@@ -19,6 +19,8 @@ export interface AccountsDeps {
   config: Config;
   accounts: AccountStore;
   throttle: SignInThrottle;
+  /** The storage of an account whose key is dead: its tokens refused at once (federation/registry.ts). */
+  revokeStorage(sub: string, how: 'reset' | 'deleted'): Promise<void>;
 }
 
 export interface SessionAuth {
@@ -39,7 +41,8 @@ export async function sessionOf(ctx: Koa.Context, deps: Pick<AccountsDeps, 'conf
 /** Every answer of the accounts server: JSON in Mozilla's shape, errors included. */
 export function accountsRoute(handler: (ctx: Koa.Context) => Promise<unknown>): Koa.Middleware {
   return async (ctx) => {
-    ctx.state.route = 'accounts';
+    // The path template (no token or id in Mozilla's /v1 paths): which call, in the request log.
+    ctx.state.route = `accounts ${(ctx as { _matchedRoute?: string })._matchedRoute ?? ctx.path}`;
     // Mozilla's server stamps every answer; Firefox takes its clock offset from Date.
     ctx.set('Timestamp', String(Math.floor(Date.now() / 1000)));
     ctx.set('Cache-Control', 'no-store');
@@ -102,13 +105,18 @@ export function accountsRouter(deps: AccountsDeps): Router {
   router.post(
     '/v1/account/create',
     accountsRoute(async (ctx) => {
-      if (!config.tokenServer.signup) throw new AccountsError('signup-disabled', 'sign-up is turned off on this server');
       const { fields } = await jsonBody(ctx);
       const email = str(fields, 'email', undefined, 255);
       const authPW = Buffer.from(str(fields, 'authPW', HEX32), 'hex');
+      // The operator's link opens sign-up for its address only, whether sign-up is on or off.
+      const inviteToken = optionalStr(fields, 'invite');
+      const invite = inviteToken === undefined ? undefined : await accounts.link('invite', inviteToken, email);
+      if (inviteToken !== undefined && !invite) throw new AccountsError('invalid-token', 'this sign-up link is used, expired, or for another address');
+      if (!invite && !config.tokenServer.signup) throw new AccountsError('signup-disabled', 'sign-up is turned off on this server');
       // A new account's kB is random: wrapKb here, unwrapBKey in the page, never together.
       const wrapKb = randomBytes(32);
       const account = await accounts.create(email, await passwordRecord(authPW, wrapKb));
+      if (invite) await accounts.consume(invite);
       return signedIn(ctx, account, wrapKb);
     }),
   );
@@ -287,6 +295,26 @@ export function accountsRouter(deps: AccountsDeps): Router {
       await accounts.update(account.uid, (a) => {
         a.password = record;
       });
+      return {};
+    }),
+  );
+
+  // The page of the operator's reset link: a new password without the old one. The key it
+  // wrapped is lost with the old password, so the account gets a new one (AccountStore.reset).
+  router.post(
+    '/v1/account/reset',
+    accountsRoute(async (ctx) => {
+      const { fields } = await jsonBody(ctx);
+      const email = str(fields, 'email', undefined, 255);
+      const authPW = Buffer.from(str(fields, 'authPW', HEX32), 'hex');
+      const link = await accounts.link('reset', str(fields, 'token'), email);
+      const account = link && (await accounts.byEmail(email));
+      if (!link || !account) throw new AccountsError('invalid-token', 'this reset link is used, expired, or for another address');
+      // Spent before the password is set: of two uses of one link, one sets it.
+      if (!(await accounts.consume(link))) throw new AccountsError('invalid-token', 'this reset link is used');
+      await accounts.reset(account.uid, await passwordRecord(authPW, randomBytes(32)));
+      // Every device still holds the old key: its next sync is refused and it signs in again.
+      await deps.revokeStorage(account.uid, 'reset');
       return {};
     }),
   );

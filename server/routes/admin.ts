@@ -1,11 +1,13 @@
-// The admin API under /__admin__/: operators and nodes. It answers only a bearer equal to
-// SYNCGATE_ADMIN_TOKEN (compared in constant time); without that setting it does not exist.
+// The admin API under /__admin__/: operators, nodes and (admin-accounts.ts) accounts. It
+// answers only a bearer equal to SYNCGATE_ADMIN_TOKEN (compared in constant time); without
+// that setting it does not exist.
 // Bodies and answers are JSON; node credentials never appear in an answer.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { AdminError, type NodeAdmin } from '../../federation/node-admin.js';
 import { parseJson, readBody } from '../request/body.js';
+import { accountAdminRoutes, type AccountsAdmin } from './admin-accounts.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -16,7 +18,7 @@ export interface ReplicationAdmin {
   reset(): void;
 }
 
-export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin): Router {
+export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin, accounts?: AccountsAdmin): Router {
   const expected = digest(token);
   const router = new Router({ prefix: '/__admin__' });
 
@@ -101,5 +103,6 @@ export function adminRouter(admin: NodeAdmin, token: string, replication?: Repli
     await admin.removeNode(ctx.params.name ?? '');
     json(ctx, 200, { removed: ctx.params.name });
   });
+  if (accounts) accountAdminRoutes(router, accounts, json, body);
   return router;
 }

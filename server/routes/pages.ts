@@ -47,7 +47,7 @@ export async function pagesMiddleware(): Promise<Koa.Middleware> {
   return async (ctx, next) => {
     const file = ctx.method === 'GET' || ctx.method === 'HEAD' ? files.get(ctx.path) : undefined;
     if (!file) return next();
-    ctx.state.route = 'accounts';
+    ctx.state.route = `accounts page ${ctx.path}`; // one of the allowlisted files
     await serve(ctx, file);
   };
 }

@@ -47,7 +47,7 @@ export function clientConfiguration(ctx: Koa.Context, config: Config): Record<st
 export function wellKnownRouter(config: Config): Router {
   const router = new Router();
   router.get('/.well-known/fxa-client-configuration', (ctx) => {
-    ctx.state.route = 'accounts';
+    ctx.state.route = 'accounts /.well-known/fxa-client-configuration';
     ctx.set('Cache-Control', 'no-cache');
     sendJson(ctx, clientConfiguration(ctx, config));
   });

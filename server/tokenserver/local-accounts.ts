@@ -26,42 +26,78 @@ export interface LocalAccount {
 
 export class AccountError extends Error {}
 
+/**
+ * Where gateways that share a registry keep one signing key (shared-issuer-key.ts), so that an
+ * access token one gateway signed is verified by any other, whatever its data folder.
+ */
+export interface SharedIssuerKey {
+  get(): Promise<JWK | undefined>;
+  /** Stores `jwk` unless a key is there already; returns the key that is there afterwards. */
+  offer(jwk: JWK): Promise<JWK>;
+}
+
+interface SigningKey {
+  key: CryptoKey;
+  kid: string;
+  /** Every key whose tokens are accepted: the signing key and, if different, the folder's. */
+  publicJwks: JWK[];
+}
+
+const publicOf = async (jwk: JWK): Promise<JWK> => {
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk;
+  return { ...pub, kid: await calculateJwkThumbprint(pub), alg: 'RS256', use: 'sig' };
+};
+
 /** What both kinds of account accept as an email address. */
 export const EMAIL = /^[^\s@]{1,128}@[^\s@]{1,128}$/;
 
 export class LocalAccounts {
   private readonly dir: string;
   private readonly keyFile: string;
-  private signing?: Promise<{ key: CryptoKey; kid: string; publicJwk: JWK }>;
+  private signing?: Promise<SigningKey>;
   private subs?: { at: number; set: Set<string> };
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    /** The registry's key, when gateways share one; without it (the CLI) the folder's key signs. */
+    private readonly shared?: SharedIssuerKey,
+  ) {
     this.dir = join(dataDir, 'accounts');
     this.keyFile = join(dataDir, 'issuer-key.json');
   }
 
-  /** The signing key: generated once, kept (0600) in the data folder. */
-  private key(): Promise<{ key: CryptoKey; kid: string; publicJwk: JWK }> {
+  /** The folder's key: generated once, kept (0600) in the data folder. */
+  private async folderKey(): Promise<JWK> {
+    await mkdir(join(this.keyFile, '..'), { recursive: true });
+    try {
+      const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
+      // 'wx': of two processes starting at once, one key wins and both use it.
+      await writeFile(this.keyFile, JSON.stringify(await exportJWK(privateKey)), { flag: 'wx', mode: 0o600 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    return JSON.parse(await readFile(this.keyFile, 'utf8')) as JWK;
+  }
+
+  /**
+   * The signing key: the registry's (the first gateway offers its folder's key, so the tokens
+   * it signed stay good), else the folder's. The folder's key still verifies: the bearer
+   * tokens `syncgate account create|token` sign with it on this machine.
+   */
+  private key(): Promise<SigningKey> {
     this.signing ??= (async () => {
-      await mkdir(join(this.keyFile, '..'), { recursive: true });
-      try {
-        const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
-        // 'wx': of two processes starting at once, one key wins and both use it.
-        await writeFile(this.keyFile, JSON.stringify(await exportJWK(privateKey)), { flag: 'wx', mode: 0o600 });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      const jwk = JSON.parse(await readFile(this.keyFile, 'utf8')) as JWK;
-      const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk;
-      const kid = await calculateJwkThumbprint(pub);
-      const publicJwk: JWK = { ...pub, kid, alg: 'RS256', use: 'sig' };
-      return { key: (await importJWK(jwk, 'RS256')) as CryptoKey, kid, publicJwk };
+      const folder = await this.folderKey();
+      const signing = this.shared ? ((await this.shared.get()) ?? (await this.shared.offer(folder))) : folder;
+      const signingPublic = await publicOf(signing);
+      const folderPublic = await publicOf(folder);
+      const publicJwks = folderPublic.kid === signingPublic.kid ? [signingPublic] : [signingPublic, folderPublic];
+      return { key: (await importJWK(signing, 'RS256')) as CryptoKey, kid: signingPublic.kid as string, publicJwks };
     })();
     return this.signing;
   }
 
   async jwks(): Promise<{ keys: JWK[] }> {
-    return { keys: [(await this.key()).publicJwk] };
+    return { keys: (await this.key()).publicJwks };
   }
 
   private file(email: string): string {
@@ -140,8 +176,8 @@ export class LocalAccounts {
 
   /** The claims of an access token this issuer signed (and that has not expired). */
   async verify(token: string): Promise<JWTPayload> {
-    const { publicJwk } = await this.key();
-    const { payload } = await jwtVerify(token, createLocalJWKSet({ keys: [publicJwk] }), { issuer: LOCAL_ISSUER, typ: 'at+jwt', algorithms: ['RS256'], requiredClaims: ['exp', 'sub'] });
+    const { publicJwks } = await this.key();
+    const { payload } = await jwtVerify(token, createLocalJWKSet({ keys: publicJwks }), { issuer: LOCAL_ISSUER, typ: 'at+jwt', algorithms: ['RS256'], requiredClaims: ['exp', 'sub'] });
     return payload;
   }
 

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeDoc, UidDoc } from '../../federation/registry.js';
 import { keyIdOf, LocalAccounts } from '../../server/tokenserver/local-accounts.js';
-import { SyncClient } from '../support/client.js';
+import { FIREFOX_CLIENT, OLDSYNC, post, signInFirefox } from '../support/accounts-client.js';
+import { rawRequest, SyncClient } from '../support/client.js';
 import { testCouchUrl } from '../support/couch.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { credentialsOf, keyId, requestToken } from '../support/tokens.js';
@@ -103,6 +104,58 @@ describe('two gateways sharing one registry on Couch', function () {
       if (res.status === 200) break;
       assert.ok(Date.now() < deadline, 'gateway B did not see the node come back');
       await sleep(200);
+    }
+  });
+});
+
+describe('gateways sharing a registry but not a data folder: one accounts server', function () {
+  this.timeout(60_000);
+  const dirs: string[] = [];
+  let a: TestGateway;
+  let b: TestGateway;
+  let env: Record<string, string>;
+
+  before(async () => {
+    env = { COUCH_URL: await testCouchUrl(), SYNC_MASTER_SECRET: randomBytes(24).toString('hex'), SYNCGATE_FXA: 'false' };
+    for (let i = 0; i < 2; i++) dirs.push(await mkdtemp(join(tmpdir(), 'syncgate-registry-')));
+    a = await startGateway(env, dirs[0]);
+    b = await startGateway(env, dirs[1]);
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('a Firefox signed in on one gateway gets its token, refresh and storage from the other', async () => {
+    const email = `${randomBytes(4).toString('hex')}@example.org`;
+    const f = await signInFirefox(a.url, email, 'a password', 'signUp');
+    // Everything after sign-in on the other gateway, as behind a load balancer.
+    const refreshed = await post(b.url, '/v1/oauth/token', { grant_type: 'refresh_token', client_id: FIREFOX_CLIENT, refresh_token: f.refreshToken, scope: OLDSYNC });
+    assert.equal(refreshed.status, 200, refreshed.text);
+    for (const [gw, bearer] of [[b, f.accessToken], [a, refreshed.json().access_token], [b, refreshed.json().access_token]] as const) {
+      const token = await requestToken(gw.url, { bearer, keyId: f.kid });
+      assert.equal(token.status, 200, `${gw === a ? 'a' : 'b'}: ${token.text}`);
+    }
+    const onB = new SyncClient(credentialsOf(await requestToken(b.url, { bearer: refreshed.json().access_token, keyId: f.kid })));
+    assert.equal((await onB.put('/storage/bookmarks/x', { payload: 'via b' })).status, 200);
+    const jwksA = (await rawRequest('GET', `${a.url}/.well-known/jwks.json`)).json() ?? {};
+    const jwksB = (await rawRequest('GET', `${b.url}/.well-known/jwks.json`)).json() ?? {};
+    assert.ok(jwksA.keys.some((k: { kid: string }) => jwksB.keys.some((l: { kid: string }) => l.kid === k.kid)), 'one signing key in both key sets');
+  });
+
+  it('a gateway of another SYNC_MASTER_SECRET on that registry keeps a key of its own and accepts none of theirs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'syncgate-registry-'));
+    dirs.push(dir);
+    const other = await startGateway({ ...env, SYNC_MASTER_SECRET: randomBytes(24).toString('hex') }, dir);
+    try {
+      const f = await signInFirefox(a.url, `${randomBytes(4).toString('hex')}@example.org`, 'a password', 'signUp');
+      const kids = async (gw: TestGateway) => ((await rawRequest('GET', `${gw.url}/.well-known/jwks.json`)).json().keys as Array<{ kid: string }>).map((k) => k.kid);
+      const theirs = await kids(a);
+      assert.deepEqual((await kids(other)).filter((k) => theirs.includes(k)), []);
+      assert.equal((await requestToken(other.url, { bearer: f.accessToken, keyId: f.kid })).status, 401);
+    } finally {
+      await other.close();
     }
   });
 });

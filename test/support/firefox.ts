@@ -4,6 +4,7 @@
 // and the namespace stops whatever a preference misses.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -54,6 +55,37 @@ export class Netns {
 
   get pid(): number {
     return this.host.pid as number;
+  }
+
+  /** A request to the gateway in the namespace (through its socket), as if at its URL. */
+  request(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; body: any }> {
+    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          socketPath: this.sockets.gateway,
+          path,
+          method,
+          headers: { Host: new URL(this.url).host, ...(payload === undefined ? {} : { 'Content-Type': 'application/json' }), ...opts.headers },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => {
+            let body: unknown = text;
+            try {
+              body = JSON.parse(text);
+            } catch {
+              // not JSON: the text
+            }
+            resolve({ status: res.statusCode ?? 0, body });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
   }
 
   async stop(): Promise<void> {
@@ -163,7 +195,7 @@ export class Firefox {
   /** Runs `body` (an async function body) in the chrome context; it returns JSON. */
   async chrome<T = unknown>(body: string, args: unknown[] = [], timeoutMs = 60_000): Promise<T> {
     await this.marionette.setContext('chrome');
-    const script = `const done = arguments[arguments.length - 1]; (async (...args) => { ${body} })(...Array.from(arguments).slice(0, -1)).then((v) => done({ ok: v }), (e) => done({ error: String(e && (e.stack || e.message) || e) }));`;
+    const script = `const done = arguments[arguments.length - 1]; (async (...args) => { ${body} })(...Array.from(arguments).slice(0, -1)).then((v) => done({ ok: v }), (e) => done({ error: String(e) + (e && e.stack ? ' at ' + e.stack : '') }));`;
     const r = await this.marionette.executeAsync<{ ok?: T; error?: string }>(script, args, timeoutMs);
     if (r.error !== undefined) throw new Error(`chrome script: ${r.error}`);
     return r.ok as T;

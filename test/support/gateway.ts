@@ -22,7 +22,8 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(env: Record<string, string> = {}, dataDir?: string): Promise<TestGateway> {
+/** `log`: where the gateway's log lines go (at debug level), for tests that read them. */
+export async function startGateway(env: Record<string, string> = {}, dataDir?: string, opts: { log?: NodeJS.WritableStream } = {}): Promise<TestGateway> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'syncgate-test-')));
   const secret = env.SYNC_MASTER_SECRET ?? randomBytes(24).toString('hex');
   const couch = storeUnderTest === 'couch' && env.COUCH_URL === undefined ? { COUCH_URL: await testCouchUrl() } : {};
@@ -36,7 +37,8 @@ export async function startGateway(env: Record<string, string> = {}, dataDir?: s
     SYNC_MASTER_SECRET: secret,
     ...env,
   });
-  const server = await startServer(config, pino({ level: process.env.SYNCGATE_TEST_LOG ?? 'silent' }));
+  const logger = opts.log ? pino({ level: 'debug' }, opts.log) : pino({ level: process.env.SYNCGATE_TEST_LOG ?? 'silent' });
+  const server = await startServer(config, logger);
   const credentials = (uid: number, expiresIn = 3600): Credentials => {
     const t = makeToken(secret, { uid, node: server.url, expires: Math.floor(Date.now() / 1000) + expiresIn });
     return { id: t.id, key: t.key, uid, api_endpoint: `${server.url}/1.5/${uid}` };

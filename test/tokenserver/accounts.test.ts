@@ -3,12 +3,15 @@
 // for afterwards, and the storage those tokens open. Every call is HTTP to a running gateway,
 // signed as Firefox and the page sign them; accounts live in the gateway's registry.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { credentials, hkdf } from '../../server/accounts/onepw.js';
 import type { Doc } from '../../storage/doc-db.js';
 import { FIREFOX_CLIENT, FirefoxFlow, hawkRequest, OLDSYNC, Page, post, redeem, signInFirefox } from '../support/accounts-client.js';
 import { rawRequest, SyncClient, type SyncResponse } from '../support/client.js';
+import { adminApi, type AdminCall } from '../support/admin.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { credentialsOf, requestToken } from '../support/tokens.js';
 
@@ -28,6 +31,36 @@ async function syncToken(gw: TestGateway, sessionToken: string, kid: string): Pr
   const t = await hawkRequest(gw.url, 'POST', '/v1/oauth/token', sessionToken, 'sessionToken', { client_id: FIREFOX_CLIENT, grant_type: 'fxa-credentials', scope: OLDSYNC, ttl: 21600 });
   assert.equal(t.status, 200, t.text);
   return requestToken(gw.url, { bearer: t.json().access_token, keyId: kid });
+}
+
+/** A Sync record payload as Firefox encrypts it: AES-256-CBC under key[0:32], HMAC-SHA256 under key[32:64] over the base64 ciphertext. */
+function sealRecord(key: Buffer, cleartext: unknown): string {
+  const iv = randomBytes(16);
+  const cipher = createCipheriv('aes-256-cbc', key.subarray(0, 32), iv);
+  const ciphertext = Buffer.concat([cipher.update(JSON.stringify(cleartext)), cipher.final()]).toString('base64');
+  const hmac = createHmac('sha256', key.subarray(32, 64)).update(ciphertext).digest('hex');
+  return JSON.stringify({ ciphertext, IV: iv.toString('base64'), hmac });
+}
+
+/** Whether a 64-byte key opens the payload (its HMAC verifies): what Firefox checks before decrypting. */
+function opensRecord(key: Buffer, payload: string): boolean {
+  if (key.length !== 64) return false;
+  const { ciphertext, hmac } = JSON.parse(payload) as { ciphertext: string; hmac: string };
+  return createHmac('sha256', key.subarray(32, 64)).update(ciphertext).digest('hex') === hmac;
+}
+
+/** Every string in `text` that could be 32 or 64 bytes of key: hex, base64 and base64url. */
+function keyMaterial(text: string): Buffer[] {
+  const found = new Map<string, Buffer>();
+  for (const m of text.matchAll(/[0-9a-fA-F]{64,128}/g)) {
+    const hex = m[0];
+    for (const len of [64, 128]) if (hex.length >= len) found.set(hex.slice(0, len), Buffer.from(hex.slice(0, len), 'hex'));
+  }
+  for (const m of text.matchAll(/[A-Za-z0-9+/_-]{43,88}={0,2}/g)) {
+    const bytes = Buffer.from(m[0].replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (bytes.length === 32 || bytes.length === 64) found.set(m[0], bytes);
+  }
+  return [...found.values()];
 }
 
 describe('accounts server (Firefox sign-in)', function () {
@@ -233,6 +266,40 @@ describe('accounts server (Firefox sign-in)', function () {
     }
   });
 
+  it('nothing the server stores or logs decrypts a record Firefox uploaded: no key material in the registry or in the log lines', async () => {
+    const log = new PassThrough();
+    let logged = '';
+    log.on('data', (d) => (logged += String(d)));
+    const watched = await startGateway({}, undefined, { log });
+    try {
+      const address = email();
+      const f = await signInFirefox(watched.url, address, `secret ${randomBytes(8).toString('hex')}`, 'signUp');
+      const storage = new SyncClient(credentialsOf(await syncToken(watched, f.sessionToken, f.kid)));
+      // As Firefox does: a random bundle key under kSync in crypto/keys, the records under it.
+      const kSync = Buffer.from(f.k, 'base64url');
+      const bundle = randomBytes(64);
+      const keys = sealRecord(kSync, { id: 'keys', collection: 'crypto', default: [bundle.subarray(0, 32).toString('base64'), bundle.subarray(32).toString('base64')], collections: {} });
+      assert.equal((await storage.put('/storage/crypto/keys', { payload: keys })).status, 200);
+      assert.equal((await storage.put('/storage/bookmarks/one', { payload: sealRecord(bundle, { id: 'one', title: 'private' }) })).status, 200);
+      assert.ok(opensRecord(kSync, keys), 'the control: Firefox\'s key opens it');
+
+      const registry = JSON.stringify(await watched.server.registry.db.range<Doc>('', '\ufff0'));
+      assert.ok(registry.includes(address) && logged.includes('"msg":"request"'), 'the registry and the log were read');
+      const candidates = keyMaterial(`${registry}\n${logged}`);
+      // The scan sees what is there: the account's kA (hex, in its document) is among them.
+      const { AccountStore } = await import('../../server/accounts/account-store.js');
+      const kA = Buffer.from((await new AccountStore(watched.server.registry.db).byEmail(address))?.kA ?? '', 'hex');
+      assert.ok(kA.length === 32 && candidates.some((c) => c.equals(kA)), `kA among the ${candidates.length} key-like strings`);
+      for (const c of candidates) {
+        // As kSync itself, or as a kB that Firefox would derive it from.
+        const tries = c.length === 64 ? [c] : [c, hkdf(c, 'oldsync', 64)];
+        for (const key of tries) assert.ok(!opensRecord(key, keys), `the server holds a key that opens crypto/keys: ${c.toString('hex')}`);
+      }
+    } finally {
+      await watched.close();
+    }
+  });
+
   it('a deleted account is signed out: its session, refresh token and access tokens stop', async () => {
     const f = await signInFirefox(gw.url, email(), 'pw', 'signUp');
     const t = await hawkRequest(gw.url, 'POST', '/v1/oauth/token', f.sessionToken, 'sessionToken', { client_id: FIREFOX_CLIENT, grant_type: 'fxa-credentials', scope: OLDSYNC });
@@ -255,5 +322,114 @@ describe('accounts server with sign-up turned off', () => {
 
   it('refuses sign-up with 403, errno 202', async () => {
     assertErrno(await new Page(gw.url).signUp(email(), 'pw'), 403, 202);
+  });
+});
+
+describe('accounts the operator makes: one-time links to sign up and to reset a password', function () {
+  this.timeout(60_000);
+  const ADMIN = randomBytes(16).toString('hex');
+  let gw: TestGateway;
+  let admin: AdminCall;
+  before(async () => {
+    gw = await startGateway({ SYNCGATE_SIGNUP: 'false', SYNCGATE_ADMIN_TOKEN: ADMIN, SYNCGATE_PURGE_INTERVAL: '1' });
+    admin = adminApi(() => gw.url, ADMIN);
+  });
+  after(() => gw.close());
+
+  /** The token in an admin link, checked to be a link to this gateway's page for the address. */
+  function linkToken(link: string, kind: 'invite' | 'reset', address: string): string {
+    const url = new URL(link);
+    assert.equal(url.origin, gw.url);
+    assert.equal(url.pathname, '/');
+    assert.equal(url.searchParams.get('email'), address);
+    return url.searchParams.get(kind) as string;
+  }
+
+  async function invited(password: string): Promise<string> {
+    const address = email();
+    const { link } = await admin('POST', '/accounts', { email: address });
+    const signUp = await post(gw.url, '/v1/account/create?keys=true', { email: address, authPW: credentials(address, password).authPW.toString('hex'), invite: linkToken(link, 'invite', address) });
+    assert.equal(signUp.status, 200, signUp.text);
+    return address;
+  }
+
+  it('an invite lets its address sign up once while sign-up is off, and no other address', async () => {
+    const address = email();
+    const made = await admin('POST', '/accounts', { email: address });
+    assert.ok(Date.parse(made.expiresAt) > Date.now() + 6 * 24 * 3600_000);
+    const invite = linkToken(made.link, 'invite', address);
+    const authPW = (a: string) => credentials(a, 'a password').authPW.toString('hex');
+    const other = email();
+    assertErrno(await post(gw.url, '/v1/account/create', { email: other, authPW: authPW(other), invite }), 401, 110);
+    assertErrno(await post(gw.url, '/v1/account/create', { email: address, authPW: authPW(address) }), 403, 202);
+    assertErrno(await post(gw.url, '/v1/account/create', { email: address, authPW: authPW(address), invite: 'f'.repeat(64) }), 401, 110);
+    assert.equal((await post(gw.url, '/v1/account/create', { email: address, authPW: authPW(address), invite })).status, 200);
+    assertErrno(await post(gw.url, '/v1/account/create', { email: address, authPW: authPW(address), invite }), 401, 110);
+    const f = await signInFirefox(gw.url, address, 'a password', 'signIn');
+    assert.match(f.kid, /^\d{13}-/);
+    const again = await fetch(`${gw.url}/__admin__/accounts`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ email: address }) });
+    assert.equal(again.status, 409);
+    const listed = (await admin('GET', '/accounts')) as Array<{ email: string; signsIn: boolean }>;
+    assert.ok(listed.some((a) => a.email === address && a.signsIn));
+  });
+
+  it('a reset sets a new password without the old one: new key, every session ended, a new uid with empty storage', async () => {
+    const address = await invited('old password');
+    const before = await signInFirefox(gw.url, address, 'old password', 'signIn');
+    const oldToken = await syncToken(gw, before.sessionToken, before.kid);
+    assert.equal(oldToken.status, 200, oldToken.text);
+    assert.equal((await new SyncClient(credentialsOf(oldToken)).put('/storage/bookmarks/a', { payload: 'under the old key' })).status, 200);
+
+    const { link } = await admin('POST', `/accounts/${encodeURIComponent(address)}/reset`);
+    const token = linkToken(link, 'reset', address);
+    const newAuthPW = credentials(address, 'new password').authPW.toString('hex');
+    const other = await invited('x password');
+    assertErrno(await post(gw.url, '/v1/account/reset', { email: other, authPW: newAuthPW, token }), 401, 110);
+    assert.equal((await post(gw.url, '/v1/account/reset', { email: address, authPW: newAuthPW, token })).status, 200);
+    assertErrno(await post(gw.url, '/v1/account/reset', { email: address, authPW: newAuthPW, token }), 401, 110);
+
+    // Firefox is signed out: its storage token is refused (its next sync finds out), its
+    // session and refresh token end, and the old password is refused.
+    assert.equal((await new SyncClient(credentialsOf(oldToken)).get('/info/collections')).status, 401);
+    assertErrno(await hawkRequest(gw.url, 'GET', '/v1/session/status', before.sessionToken, 'sessionToken'), 401, 110);
+    assertErrno(await post(gw.url, '/v1/oauth/token', { grant_type: 'refresh_token', client_id: FIREFOX_CLIENT, refresh_token: before.refreshToken }), 401, 110);
+    assertErrno(await new Page(gw.url).signIn(address, 'old password'), 400, 103);
+
+    const after = await signInFirefox(gw.url, address, 'new password', 'signIn');
+    assert.equal(after.uid, before.uid, 'the same account');
+    assert.notEqual(after.k, before.k);
+    assert.ok(Number(after.kid.split('-')[0]) > Number(before.kid.split('-')[0]), `keys_changed_at moves forward: ${before.kid} -> ${after.kid}`);
+    const newToken = await syncToken(gw, after.sessionToken, after.kid);
+    assert.equal(newToken.status, 200, newToken.text);
+    assert.notEqual(newToken.json().uid, oldToken.json().uid);
+    const fresh = new SyncClient(credentialsOf(newToken));
+    assert.deepEqual((await fresh.get('/info/collections')).json(), {});
+    // The old key is refused from now on, whatever token comes with it.
+    const stale = await syncToken(gw, after.sessionToken, before.kid);
+    assert.equal(stale.status, 401, stale.text);
+  });
+
+  it('the admin API deletes an account: signed out at once, its storage refuses the token it holds and is purged; 404 for an unknown one', async () => {
+    const address = await invited('a password');
+    const f = await signInFirefox(gw.url, address, 'a password', 'signIn');
+    const storage = new SyncClient(credentialsOf(await syncToken(gw, f.sessionToken, f.kid)));
+    assert.equal((await storage.put('/storage/bookmarks/a', { payload: 'x' })).status, 200);
+    assert.deepEqual(await admin('DELETE', `/accounts/${encodeURIComponent(address)}`), { deleted: address });
+    assertErrno(await hawkRequest(gw.url, 'GET', '/v1/session/status', f.sessionToken, 'sessionToken'), 401, 110);
+    assert.deepEqual((await rawRequest('GET', `${gw.url}/v1/account/status?uid=${f.uid}`)).json(), { exists: false });
+    // The storage token has most of its hour left; the uid is refused all the same.
+    assert.equal((await storage.get('/storage/bookmarks/a')).status, 401);
+    assert.equal((await storage.get('/info/collections')).status, 401);
+    let placed = await admin('GET', `/uids/${storage.uid}`);
+    assert.equal(typeof placed.revokedAt, 'number');
+    for (let i = 0; i < 100 && placed.purgedAt === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      placed = await admin('GET', `/uids/${storage.uid}`);
+    }
+    assert.equal(typeof placed.purgedAt, 'number', 'the storage of a deleted account is purged without the grace period');
+    const gone = await fetch(`${gw.url}/__admin__/accounts/${encodeURIComponent(address)}`, { method: 'DELETE', headers: { Authorization: `Bearer ${ADMIN}` } });
+    assert.equal(gone.status, 404);
+    const reset = await fetch(`${gw.url}/__admin__/accounts/${encodeURIComponent(address)}/reset`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` } });
+    assert.equal(reset.status, 404);
   });
 });

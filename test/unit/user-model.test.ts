@@ -86,4 +86,11 @@ describe('user model (spec 9.4)', () => {
     const gone = decide([row({})], { clientState: 'aa', keysChangedAt: 100 }, () => false);
     assert.equal(gone.kind, 'new-uid');
   });
+
+  it('a revoked row (key reset, account deleted) gets no token for its key, replaced or not; a new key gets a new uid', () => {
+    assert.equal(refused([row({ revokedAt: 3 })], { clientState: 'aa', keysChangedAt: 100 }), 'invalid-credentials: the key of this account was reset');
+    assert.equal(refused([row({ revokedAt: 3, replacedAt: 3 })], { clientState: 'aa', keysChangedAt: 100 }), 'invalid-credentials: the key of this account was reset');
+    const fresh = decide([row({ revokedAt: 3 })], { clientState: 'bb', keysChangedAt: 200 }, usable);
+    assert.deepEqual(fresh, { kind: 'new-uid', values: { generation: 200, clientState: 'bb', keysChangedAt: 200 }, node: 'n' });
+  });
 });
