@@ -12,8 +12,9 @@ import { createStore } from '../storage/create-store.js';
 import { userDbName } from '../storage/db-name.js';
 import { LeanSyncClient } from './lean-client.js';
 import { cpuMs, openFiles, rss } from './proc.js';
-import { freePort, startCouchNode } from '../test/support/couch.js';
-import { spawn } from 'node:child_process';
+import { freePort, startCouchNode, type CouchNode } from '../test/support/couch.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { SyncStore } from '../storage/engine/sync-store.js';
 import { fileURLToPath } from 'node:url';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -80,29 +81,37 @@ async function rate(op: Op, concurrency: number, seconds: number, minOps = 2): P
   return { done, ms: Date.now() - start };
 }
 
+/** One side of a comparison: its operation, and the processes whose CPU it is charged. */
+interface Side {
+  op: Op;
+  pids: Pids;
+}
+interface Measured {
+  rate: number;
+  cpu: Cpu;
+}
+
 /**
- * Gateway and raw in alternating rounds, so drift of the machine (caches, compaction, other
- * load) falls on both alike instead of on whichever ran first.
+ * Every side in turn, in rounds: the gateway and raw of each level alternate, and the levels
+ * with each other, so drift of the machine (caches, compaction, other load) falls on all alike
+ * instead of on whichever ran first.
  */
-async function compare(gateway: Op, raw: Op, concurrency: number, pids: Pids): Promise<{ gateway: number; raw: number; cpu: { gateway: Cpu; raw: Cpu } }> {
-  // Unmeasured: both sides' code is optimised and their caches hot before the first round.
-  await rate(gateway, concurrency, 1, 1);
-  await rate(raw, concurrency, 1, 1);
-  const zero = (): Cpu => ({ gateway: 0, couch: 0, bench: 0 });
-  const g = { done: 0, ms: 0, cpu: zero() };
-  const r = { done: 0, ms: 0, cpu: zero() };
+async function compare(sides: Side[], concurrency: number): Promise<Measured[]> {
+  // Unmeasured: each side's code is optimised and its caches hot before the first round.
+  for (const side of sides) await rate(side.op, concurrency, 1, 1);
+  const sums = sides.map(() => ({ done: 0, ms: 0, cpu: { gateway: 0, couch: 0, bench: 0 } as Cpu }));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [op, sum] of [[gateway, g], [raw, r]] as const) {
-      const before = cpuNow(pids);
-      const one = await rate(op, concurrency, SECONDS / ROUNDS);
-      const after = cpuNow(pids);
+    for (const [i, side] of sides.entries()) {
+      const sum = sums[i]!;
+      const before = cpuNow(side.pids);
+      const one = await rate(side.op, concurrency, SECONDS / ROUNDS);
+      const after = cpuNow(side.pids);
       sum.done += one.done;
       sum.ms += one.ms;
       for (const k of ['gateway', 'couch', 'bench'] as const) sum.cpu[k] += after[k] - before[k];
     }
   }
-  const perOp = (s: typeof g): Cpu => ({ gateway: s.cpu.gateway / s.done, couch: s.cpu.couch / s.done, bench: s.cpu.bench / s.done });
-  return { gateway: (g.done * 1000) / g.ms, raw: (r.done * 1000) / r.ms, cpu: { gateway: perOp(g), raw: perOp(r) } };
+  return sums.map((s) => ({ rate: (s.done * 1000) / s.ms, cpu: { gateway: s.cpu.gateway / s.done, couch: s.cpu.couch / s.done, bench: s.cpu.bench / s.done } }));
 }
 
 // Every read of the gateway asks for _conflicts (replication may bring some), so the raw
@@ -115,54 +124,76 @@ const expect = async <R extends { status: number; text: string }>(p: Promise<R>,
   return r;
 };
 
-export async function benchCouch(): Promise<number> {
-  // BENCH_USERS: the numbers of user databases on the node. Without COUCH_URL the node is the
-  // bench's own: an Apache CouchDB from COUCHDB_HOME when it is set, otherwise a
-  // pouchdb-server on disk (leveldb). pouchdb-server never closes a
-  // database and each open one holds four file descriptors, so past 4,000 users it would
-  // exceed this machine's hard limit of 20,000: those runs put the node in memory (memdown),
-  // all levels alike, so that the levels stay comparable. BENCH_COUCH=disk|memory overrides.
-  const levels = (process.env.BENCH_USERS ?? '100,1000').split(',').map(Number);
-  const inMemory = (process.env.BENCH_COUCH ?? (Math.max(...levels) > 4000 ? 'memory' : 'disk')) === 'memory';
-  const own = process.env.COUCH_URL ? undefined : await startCouchNode({ inMemory });
-  const couchUrl = process.env.COUCH_URL ?? own!.url;
+/**
+ * A level of the benchmark: a Couch node holding `users` user databases (HOT of them busy, the
+ * rest with meta/global only), a gateway process in front of it, and the data both sides read.
+ */
+interface Level {
+  users: number;
+  node: CouchNode | undefined;
+  couch: nano.ServerScope;
+  gateway: ChildProcess;
+  pids: Pids;
+  store: SyncStore;
+  dir: string;
+  all: number[];
+  hot: number[];
+  /** A hot user's storage timestamp before its newest 100 records, and their ids. */
+  cutoff: Map<number, number>;
+  newest: Map<number, string[]>;
+  client(uid: number): LeanSyncClient;
+  raw(uid: number): nano.DocumentScope<any>;
+}
+
+const inParallel = (workers: number, items: number[], work: (item: number) => Promise<unknown>) =>
+  Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      for (const item of items.filter((_, i) => i % workers === w)) await work(item);
+    }),
+  );
+
+const pick = (list: number[], c: number, n: number) => list[(c + n * 7919) % list.length] as number;
+
+/** Starts a level's node (unless COUCH_URL names one) and gateway, and fills the node. */
+async function prepareLevel(users: number, inMemory: boolean): Promise<Level> {
+  const node = process.env.COUCH_URL ? undefined : await startCouchNode({ inMemory });
+  const couchUrl = process.env.COUCH_URL ?? node!.url;
+  const couch = nano(couchUrl);
   // BENCH_COUCH_CONFIG: CouchDB settings for the run, e.g. "couchdb/max_dbs_open=5000,global_changes/max_write_delay=500".
   for (const setting of process.env.BENCH_COUCH_CONFIG?.split(',').filter(Boolean) ?? []) {
     const [key, value] = setting.split('=') as [string, string];
-    await nano(couchUrl).relax({ method: 'put', path: `_node/_local/_config/${key}`, body: value });
+    await couch.relax({ method: 'put', path: `_node/_local/_config/${key}`, body: value });
   }
   const secret = randomBytes(24).toString('hex');
   const dir = await mkdtemp(join(tmpdir(), 'syncgate-bench-'));
   const base = randomInt(1_000_000, 1_000_000_000); // fresh uids, also on a Couch that keeps data
-  const uids = (n: number) => Array.from({ length: n }, (_, i) => base + i);
+  const all = Array.from({ length: users }, (_, i) => base + i);
+  const hot = all.slice(0, HOT);
 
   // Data, written through the store (the same documents a gateway writes).
   const store = createStore(loadConfig({ SYNCGATE_DATA: dir, COUCH_URL: couchUrl, SYNCGATE_MAX_OPEN_USERS: '100' }));
   await store.start();
   const cutoff = new Map<number, number>();
   const newest = new Map<number, string[]>();
-  await Promise.all(
-    Array.from({ length: 8 }, async (_, w) => {
-      for (const uid of uids(HOT).filter((_, i) => i % 8 === w)) {
-        await store.put(String(uid), 'meta', { id: 'global', payload: 'meta' }, {});
-        for (let i = 0; i < RECORDS; i += 100) {
-          const records = Array.from({ length: 100 }, (_, j) => ({ id: `h${i + j}`, payload: 'x'.repeat(450) }));
-          await store.post(String(uid), 'history', { records, failed: {} }, {});
-        }
-        cutoff.set(uid, (await store.info(String(uid), {})).storage);
-        const records = Array.from({ length: 100 }, (_, j) => ({ id: `n${j}`, payload: 'y'.repeat(450) }));
-        await store.post(String(uid), 'history', { records, failed: {} }, {});
-        newest.set(uid, records.map((r) => r.id));
-      }
-    }),
-  );
+  await inParallel(8, hot, async (uid) => {
+    await store.put(String(uid), 'meta', { id: 'global', payload: 'meta' }, {});
+    for (let i = 0; i < RECORDS; i += 100) {
+      const records = Array.from({ length: 100 }, (_, j) => ({ id: `h${i + j}`, payload: 'x'.repeat(450) }));
+      await store.post(String(uid), 'history', { records, failed: {} }, {});
+    }
+    cutoff.set(uid, (await store.info(String(uid), {})).storage);
+    const records = Array.from({ length: 100 }, (_, j) => ({ id: `n${j}`, payload: 'y'.repeat(450) }));
+    await store.post(String(uid), 'history', { records, failed: {} }, {});
+    newest.set(uid, records.map((r) => r.id));
+  });
+  await inParallel(8, all.slice(HOT), (uid) => store.put(String(uid), 'meta', { id: 'global', payload: 'meta' }, {}));
 
   // Logs go to /dev/null, not into this process: the gateway still formats and writes every
   // line, but the load generator does not spend its CPU reading them.
   const port = await freePort();
   // BENCH_GATEWAY_NODE_ARGS: node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
   const nodeArgs = process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, fileURLToPath(new URL('../bin/syncgate.js', import.meta.url)), 'serve'], {
+  const gateway = spawn(process.execPath, [...nodeArgs, fileURLToPath(new URL('../bin/syncgate.js', import.meta.url)), 'serve'], {
     env: {
       ...process.env,
       SYNCGATE_DATA: dir,
@@ -176,94 +207,91 @@ export async function benchCouch(): Promise<number> {
     },
     stdio: 'ignore',
   });
-  const pids: Pids = { gateway: child.pid, couch: own?.pid };
-  const gw = { url: `http://127.0.0.1:${port}` };
+  const gwUrl = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}`);
-    if (await fetch(`${gw.url}/__lbheartbeat__`).then((r) => r.ok, () => false)) break;
+    if (gateway.exitCode !== null) throw new Error(`the gateway exited with ${gateway.exitCode}`);
+    if (await fetch(`${gwUrl}/__lbheartbeat__`).then((r) => r.ok, () => false)) break;
     if (i > 300) throw new Error('the gateway did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
   const clients = new Map<number, LeanSyncClient>();
-  const client = (uid: number) => {
-    let c = clients.get(uid);
-    if (!c) {
-      const t = makeToken(secret, { uid, node: gw.url, expires: Math.floor(Date.now() / 1000) + 86400 });
-      clients.set(uid, (c = new LeanSyncClient({ id: t.id, key: t.key, api_endpoint: `${gw.url}/1.5/${uid}` })));
-    }
-    return c;
+  const level: Level = {
+    users,
+    node,
+    couch,
+    gateway,
+    pids: { gateway: gateway.pid, couch: node?.pid },
+    store,
+    dir,
+    all,
+    hot,
+    cutoff,
+    newest,
+    client(uid) {
+      let c = clients.get(uid);
+      if (!c) {
+        const t = makeToken(secret, { uid, node: gwUrl, expires: Math.floor(Date.now() / 1000) + 86400 });
+        clients.set(uid, (c = new LeanSyncClient({ id: t.id, key: t.key, api_endpoint: `${gwUrl}/1.5/${uid}` })));
+      }
+      return c;
+    },
+    raw: (uid) => couch.use<any>(userDbName(String(uid))),
   };
-  const couch = nano(couchUrl);
-  const raw = (uid: number) => couch.use<any>(userDbName(String(uid)));
+  // Steady state, not warm-up: every user is touched once through the gateway (its caches:
+  // registry placement, design version, record index) and raw before anything is timed.
+  await inParallel(16, all, async (uid) => {
+    await expect(level.client(uid).get('/info/collections'), 200);
+    await level.raw(uid).get('state');
+  });
+  // The gateway's hot code optimised before the first measurement, not during it (the first
+  // path measured read up to 1.9 ms of gateway CPU per request, the same path later 0.9-1.0).
+  let w = 0;
+  await rate((c) => (w++ % 2 ? expect(level.client(pick(all, c, w)).get('/storage/meta/global'), 200) : expect(level.client(pick(all, c, w)).get('/info/collections'), 200)), 16, 5, 1);
+  return level;
+}
 
-  const rows: Row[] = [];
-  // BENCH_PATHS: only the paths whose name contains one of these (comma-separated).
-  const only = process.env.BENCH_PATHS?.split(',');
-  const measure = async (path: string, users: number, concurrency: number, gateway: Op, rawOp: Op) => {
-    if (only && !only.some((p) => path.includes(p))) return;
-    const { gateway: g, raw: r, cpu } = await compare(gateway, rawOp, concurrency, pids);
-    rows.push({ path, users, concurrency, gateway: g, raw: r });
-    const ratio = r / g;
-    const ms = (n: number) => n.toFixed(2).padStart(6);
-    console.log(
-      `${path.padEnd(44)} ${String(users).padStart(6)} ${String(concurrency).padStart(4)} ${g.toFixed(0).padStart(9)} ${r.toFixed(0).padStart(9)} ${ratio.toFixed(2).padStart(7)}` +
-        `   ${ms(cpu.gateway.gateway)} ${ms(cpu.gateway.couch)} ${ms(cpu.raw.couch)} ${ms(cpu.gateway.bench)} ${ms(cpu.raw.bench)}`,
-    );
-  };
-
-  const kind = !own ? 'COUCH_URL' : process.env.COUCHDB_HOME ? `Apache CouchDB from ${process.env.COUCHDB_HOME}` : `pouchdb-server ${inMemory ? 'in memory' : 'on disk (leveldb)'}`;
-  const setting = (key: string) => couch.relax({ path: `_node/_local/_config/${key}` }).then(String, () => 'default');
-  const settings = process.env.COUCHDB_HOME || process.env.COUCH_URL ? `; max_dbs_open ${await setting('couchdb/max_dbs_open')}, global_changes max_write_delay ${await setting('global_changes/max_write_delay')} ms` : '';
-  console.log(`\nCouch: ${kind} at ${couchUrl.replace(/\/\/[^@]*@/, '//')}${settings}; ${HOT} users with ${RECORDS + 100} records; ${SECONDS} s per measurement, gateway and raw alternating in ${ROUNDS} rounds`);
-  console.log(`CPU ms per request: gw = the gateway process; couch(g), couch(r) = the Couch process on the gateway and the raw side; bench(g), bench(r) = this load generator`);
-  console.log(
-    `${'path'.padEnd(44)} ${'users'.padStart(6)} ${'conc'.padStart(4)} ${'gateway/s'.padStart(9)} ${'raw/s'.padStart(9)} ${'g/r'.padStart(7)}` +
-      `   ${'gw'.padStart(6)} ${'couch(g)'.padStart(6)} ${'couch(r)'.padStart(6)} ${'bench(g)'.padStart(6)} ${'bench(r)'.padStart(6)}`,
+/** What a level's processes hold: printed after it is filled and again after the run. */
+async function describeLevel(l: Level, when: string): Promise<string> {
+  return (
+    `(${l.users} user databases on the node, ${when}; resident memory: gateway ${rss(l.gateway.pid)}, Couch ${rss(l.node?.pid)}; Couch open files ${openFiles(l.node?.pid)}; ` +
+    `on disk: node ${l.node ? mb(await du(l.node.dir)) : '?'}, a user with ${RECORDS + 100} records ${await dbFile(l.couch, l.hot[0] as number)}, one with meta/global only ${await dbFile(l.couch, l.all[l.all.length - 1] as number)})`
   );
-  let populated = HOT;
-  for (const users of levels) {
-    // Grow the node to `users` databases: the rest are small users with meta/global only.
-    const filler = uids(users).slice(populated);
-    await Promise.all(
-      Array.from({ length: 8 }, async (_, w) => {
-        for (const uid of filler.filter((_, i) => i % 8 === w)) await store.put(String(uid), 'meta', { id: 'global', payload: 'meta' }, {});
-      }),
-    );
-    populated = Math.max(populated, users);
-    const all = uids(users);
-    const hot = uids(HOT);
-    const pick = (list: number[], c: number, n: number) => list[(c + n * 7919) % list.length] as number;
-    // Steady state, not warm-up: every user is touched once through the gateway (its caches:
-    // registry placement, design version, record index) and raw before anything is timed.
-    await Promise.all(
-      Array.from({ length: 16 }, async (_, w) => {
-        for (const uid of all.filter((_, i) => i % 16 === w)) {
-          await expect(client(uid).get('/info/collections'), 200);
-          await raw(uid).get('state');
-        }
-      }),
-    );
-    if (users === levels[0]) {
-      // The gateway's hot code optimised before the first measurement, not during it (the
-      // first path measured read up to 1.9 ms of gateway CPU per request, the same path
-      // later 0.9-1.0).
-      let w = 0;
-      await rate((c) => (w++ % 2 ? expect(client(pick(all, c, w)).get('/storage/meta/global'), 200) : expect(client(pick(all, c, w)).get('/info/collections'), 200)), 16, 5, 1);
-    }
-    console.log(
-      `(${users} user databases on the node, each touched once; resident memory: gateway ${rss(child.pid)}, Couch ${rss(own?.pid)}; Couch open files ${openFiles(own?.pid)}; ` +
-        `on disk: node ${own ? mb(await du(own.dir)) : '?'}, a user with ${RECORDS + 100} records ${await dbFile(couch, hot[0] as number)}, one with meta/global only ${await dbFile(couch, all[all.length - 1] as number)})`,
-    );
-    for (const concurrency of [16, 64]) {
-      let n = 0;
-      const spread = (c: number) => pick(all, c, n++);
-      const storage = new Map<number, string>();
-      for (const uid of all.slice(0, 200)) storage.set(uid, (await client(uid).get('/info/collections')).header('x-last-modified') as string);
-      await measure('GET info/collections', users, concurrency, (c) => expect(client(spread(c)).get('/info/collections'), 200), (c) => raw(spread(c)).get('state', READ));
-      const known = all.slice(0, 200);
-      await measure('GET info/collections, 304', users, concurrency, async (c) => {
+}
+
+async function stopLevel(l: Level): Promise<void> {
+  l.gateway.kill('SIGTERM');
+  if (l.gateway.exitCode === null) await new Promise((r) => l.gateway.once('exit', r));
+  await l.store.close();
+  await l.node?.stop();
+  await rm(l.dir, { recursive: true, force: true });
+}
+
+/** A hot path as both sides call it, on one level; `n` spreads the requests over its users. */
+interface Path {
+  name: string;
+  /** Before each measurement of the path (the 304's snapshot of the users' timestamps). */
+  before?: () => Promise<void>;
+  gateway: Op;
+  raw: Op;
+}
+
+function paths(l: Level): Path[] {
+  let n = 0;
+  const spread = (c: number) => pick(l.all, c, n++);
+  const hotOf = (c: number) => l.hot[c % HOT] as number;
+  const known = l.all.slice(0, 200);
+  const storage = new Map<number, string>();
+  const tabs = Array.from({ length: 100 }, (_, j) => ({ id: `t${j}`, payload: 'z'.repeat(450) }));
+  return [
+    { name: 'GET info/collections', gateway: (c) => expect(l.client(spread(c)).get('/info/collections'), 200), raw: (c) => l.raw(spread(c)).get('state', READ) },
+    {
+      name: 'GET info/collections, 304',
+      before: async () => {
+        for (const uid of known) storage.set(uid, (await l.client(uid).get('/info/collections')).header('x-last-modified') as string);
+      },
+      gateway: async (c) => {
         const uid = pick(known, c, n++);
-        const res = await client(uid).get('/info/collections', { 'X-If-Modified-Since': storage.get(uid) as string });
+        const res = await l.client(uid).get('/info/collections', { 'X-If-Modified-Since': storage.get(uid) as string });
         // The raw side's writes go to Couch behind the gateway's back, as another gateway's
         // do: the gateway learns of them from _db_updates, which can lag by seconds under this
         // load, so the snapshot above may predate one. Then the answer is rightly 200, once.
@@ -272,39 +300,107 @@ export async function benchCouch(): Promise<number> {
           return res;
         }
         return expect(Promise.resolve(res), 304);
-      }, (c) => raw(pick(known, c, n++)).get('state', READ));
-      await measure('GET storage/meta/global', users, concurrency, (c) => expect(client(spread(c)).get('/storage/meta/global'), 200), async (c) => {
-        const db = raw(spread(c));
+      },
+      raw: (c) => l.raw(pick(known, c, n++)).get('state', READ),
+    },
+    {
+      name: 'GET storage/meta/global',
+      gateway: (c) => expect(l.client(spread(c)).get('/storage/meta/global'), 200),
+      raw: async (c) => {
+        const db = l.raw(spread(c));
         await db.get('state', READ);
         return db.get('r:meta:global', READ);
-      });
-      const hotOf = (c: number) => hot[c % HOT] as number;
-      await measure('GET storage/history?newer=&full=1&limit=100', users, concurrency, (c) => {
+      },
+    },
+    {
+      name: 'GET storage/history?newer=&full=1&limit=100',
+      gateway: (c) => {
         const uid = hotOf(c);
-        return expect(client(uid).get(`/storage/history?newer=${(cutoff.get(uid)! / 1000).toFixed(2)}&full=1&limit=100`), 200);
-      }, async (c) => {
+        return expect(l.client(uid).get(`/storage/history?newer=${(l.cutoff.get(uid)! / 1000).toFixed(2)}&full=1&limit=100`), 200);
+      },
+      raw: async (c) => {
         const uid = hotOf(c);
-        const db = raw(uid);
+        const db = l.raw(uid);
         await db.get('state', READ);
-        return db.fetch({ keys: newest.get(uid)!.map((id) => `r:history:${id}`) }, READ);
-      });
-      const tabs = Array.from({ length: 100 }, (_, j) => ({ id: `t${j}`, payload: 'z'.repeat(450) }));
-      await measure('POST storage/tabs (100 records)', users, concurrency, (c) => expect(client(hotOf(c)).post('/storage/tabs', tabs), 200), (c) => rawPost(raw(hotOf(c)), tabs));
-      await measure('batch: 3 POSTs and a commit', users, concurrency, async (c) => {
-        const u = client(hotOf(c));
+        return db.fetch({ keys: l.newest.get(uid)!.map((id) => `r:history:${id}`) }, READ);
+      },
+    },
+    { name: 'POST storage/tabs (100 records)', gateway: (c) => expect(l.client(hotOf(c)).post('/storage/tabs', tabs), 200), raw: (c) => rawPost(l.raw(hotOf(c)), tabs) },
+    {
+      name: 'batch: 3 POSTs and a commit',
+      gateway: async (c) => {
+        const u = l.client(hotOf(c));
         const open = await expect(u.post('/storage/forms?batch=true', tabs.slice(0, 30)), 202);
         const id = JSON.parse(open.text).batch as string;
         await expect(u.post(`/storage/forms?batch=${id}`, tabs.slice(30, 60)), 202);
         await expect(u.post(`/storage/forms?batch=${id}`, tabs.slice(60, 90)), 202);
         return expect(u.post(`/storage/forms?batch=${id}&commit=true`, tabs.slice(90)), 200);
-      }, (c) => rawBatch(raw(hotOf(c)), tabs));
+      },
+      raw: (c) => rawBatch(l.raw(hotOf(c)), tabs),
+    },
+  ];
+}
+
+export async function benchCouch(): Promise<number> {
+  // BENCH_USERS: the numbers of user databases on a node. Without COUCH_URL each level has a
+  // node of its own: an Apache CouchDB from COUCHDB_HOME when it is set, otherwise a
+  // pouchdb-server on disk (leveldb); and all levels are measured together, their rounds
+  // interleaved. pouchdb-server never closes a database and each open one holds four file
+  // descriptors, so past 4,000 users it would exceed this machine's hard limit of 20,000:
+  // those runs put the nodes in memory (memdown), all levels alike, so that the levels stay
+  // comparable. BENCH_COUCH=disk|memory overrides. With COUCH_URL the levels share that node
+  // and are measured one after another.
+  const levels = (process.env.BENCH_USERS ?? '100,1000').split(',').map(Number);
+  const inMemory = (process.env.BENCH_COUCH ?? (Math.max(...levels) > 4000 ? 'memory' : 'disk')) === 'memory';
+  const groups = process.env.COUCH_URL ? levels.map((users) => [users]) : [levels];
+  const kind = process.env.COUCH_URL ? 'COUCH_URL' : process.env.COUCHDB_HOME ? `Apache CouchDB from ${process.env.COUCHDB_HOME}` : `pouchdb-server ${inMemory ? 'in memory' : 'on disk (leveldb)'}`;
+  // BENCH_PATHS: only the paths whose name contains one of these (comma-separated).
+  const only = process.env.BENCH_PATHS?.split(',');
+  const rows: Row[] = [];
+  let header = false;
+  for (const group of groups) {
+    const prepared: Level[] = [];
+    for (const users of group) prepared.push(await prepareLevel(users, inMemory));
+    if (!header) {
+      const couch = prepared[0]!.couch;
+      const setting = (key: string) => couch.relax({ path: `_node/_local/_config/${key}` }).then(String, () => 'default');
+      const settings = process.env.COUCHDB_HOME || process.env.COUCH_URL ? `; max_dbs_open ${await setting('couchdb/max_dbs_open')}, global_changes max_write_delay ${await setting('global_changes/max_write_delay')} ms` : '';
+      const nodes = groups.length === 1 ? `a node and a gateway per level, the levels' rounds interleaved` : `one node at ${process.env.COUCH_URL!.replace(/\/\/[^@]*@/, '//')}, the levels one after another`;
+      console.log(`\nCouch: ${kind}${settings}; ${nodes}; ${HOT} busy users with ${RECORDS + 100} records per level; ${SECONDS} s per measurement, in ${ROUNDS} rounds`);
+      console.log(`CPU ms per request: gw = the gateway process; couch(g), couch(r) = the Couch process on the gateway and the raw side; bench(g), bench(r) = this load generator`);
+      header = true;
     }
+    for (const l of prepared) console.log(await describeLevel(l, 'each touched once'));
+    console.log(
+      `${'path'.padEnd(44)} ${'users'.padStart(6)} ${'conc'.padStart(4)} ${'gateway/s'.padStart(9)} ${'raw/s'.padStart(9)} ${'g/r'.padStart(7)}` +
+        `   ${'gw'.padStart(6)} ${'couch(g)'.padStart(6)} ${'couch(r)'.padStart(6)} ${'bench(g)'.padStart(6)} ${'bench(r)'.padStart(6)}`,
+    );
+    for (const concurrency of [16, 64]) {
+      const perLevel = prepared.map(paths);
+      for (const [i, { name }] of perLevel[0]!.entries()) {
+        if (only && !only.some((p) => name.includes(p))) continue;
+        const these = perLevel.map((ps) => ps[i]!);
+        for (const p of these) await p.before?.();
+        const sides = these.flatMap((p, j) => [
+          { op: p.gateway, pids: prepared[j]!.pids },
+          { op: p.raw, pids: prepared[j]!.pids },
+        ]);
+        const measured = await compare(sides, concurrency);
+        for (const [j, l] of prepared.entries()) {
+          const g = measured[2 * j]!;
+          const r = measured[2 * j + 1]!;
+          rows.push({ path: name, users: l.users, concurrency, gateway: g.rate, raw: r.rate });
+          const ms = (x: number) => x.toFixed(2).padStart(6);
+          console.log(
+            `${name.padEnd(44)} ${String(l.users).padStart(6)} ${String(concurrency).padStart(4)} ${g.rate.toFixed(0).padStart(9)} ${r.rate.toFixed(0).padStart(9)} ${(r.rate / g.rate).toFixed(2).padStart(7)}` +
+              `   ${ms(g.cpu.gateway)} ${ms(g.cpu.couch)} ${ms(r.cpu.couch)} ${ms(g.cpu.bench)} ${ms(r.cpu.bench)}`,
+          );
+        }
+      }
+    }
+    for (const l of prepared) console.log(await describeLevel(l, 'after the run'));
+    for (const l of prepared) await stopLevel(l);
   }
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-  await store.close();
-  await own?.stop();
-  await rm(dir, { recursive: true, force: true });
 
   // How cost grows with users: the same path at the smallest and largest level, concurrency 16.
   const first = levels[0] as number;
@@ -312,7 +408,10 @@ export async function benchCouch(): Promise<number> {
   for (const path of [...new Set(rows.map((r) => r.path))]) {
     const a = rows.find((r) => r.path === path && r.users === first && r.concurrency === 16);
     const b = rows.find((r) => r.path === path && r.users === last && r.concurrency === 16);
-    if (a && b) console.log(`${path}: ${first} -> ${last} users: gateway ${(b.gateway / a.gateway).toFixed(2)}x, raw ${(b.raw / a.raw).toFixed(2)}x the throughput`);
+    if (a && b) {
+      const growth = b.gateway / a.gateway / (b.raw / a.raw);
+      console.log(`${path}: ${first} -> ${last} users: gateway ${(b.gateway / a.gateway).toFixed(2)}x, raw ${(b.raw / a.raw).toFixed(2)}x the throughput; relative to raw ${growth.toFixed(2)}`);
+    }
   }
   return Math.max(...rows.map((r) => r.raw / r.gateway));
 }
