@@ -8,6 +8,7 @@ import { loadMasterSecret } from '../server/auth/master-secret.js';
 import { makeToken } from '../server/auth/tokenlib.js';
 import { ConfigError, loadConfig, type Config } from '../server/config.js';
 import { userDbName } from '../storage/db-name.js';
+import { loadCommand } from '../load/cli.js';
 import { AccountError, keyIdOf, LocalAccounts, type LocalAccount } from '../server/tokenserver/local-accounts.js';
 
 function config(): Config {
@@ -311,5 +312,7 @@ function freshUid(cfg: Config): number {
     if (!existsSync(join(cfg.dataDir, 'users', userDbName(String(uid))))) return uid;
   }
 }
+
+program.addCommand(loadCommand());
 
 await program.parseAsync(process.argv);
