@@ -385,7 +385,11 @@ export async function benchCouch(): Promise<number> {
           { op: p.gateway, pids: prepared[j]!.pids },
           { op: p.raw, pids: prepared[j]!.pids },
         ]);
+        const from = process.hrtime.bigint() / 1000n;
         const measured = await compare(sides, concurrency);
+        // Profiling the gateways (BENCH_GATEWAY_NODE_ARGS="--cpu-prof ..."): the window of this
+        // path on the monotonic clock that a .cpuprofile's startTime and timeDeltas count in.
+        if (process.env.BENCH_GATEWAY_NODE_ARGS) console.log(`  (${name}, ${concurrency}: monotonic µs ${from} to ${process.hrtime.bigint() / 1000n})`);
         for (const [j, l] of prepared.entries()) {
           const g = measured[2 * j]!;
           const r = measured[2 * j + 1]!;

@@ -3,12 +3,14 @@
 import { benchCouch } from './couch.js';
 import { benchEmbedded } from './embedded.js';
 import { benchReplication } from './replication.js';
+import { benchSessionMix } from './session-mix.js';
 
-// BENCH_ONLY: embedded, couch or replication (default: all three).
+// BENCH_ONLY: embedded, mix, couch or replication (default: all four).
 const only = process.env.BENCH_ONLY;
 if (only === undefined || only === 'embedded') await benchEmbedded();
+if (only === undefined || only === 'mix') await benchSessionMix();
 if (only === undefined || only === 'replication') await benchReplication();
-if (only === 'embedded' || only === 'replication') process.exit(0);
+if (only === 'embedded' || only === 'replication' || only === 'mix') process.exit(0);
 const worst = await benchCouch();
 console.log(`worst gateway/raw ratio: ${worst.toFixed(2)}`);
 process.exit(0);

@@ -244,6 +244,12 @@ export class LoadRun {
     return result;
   }
 
+  /** One measured window, closed loop: the run's connections, its duration. */
+  async measure(warmup: LoadResult['warmup'] = { sessions: 0, seconds: 0, errors: 0, reasons: {} }): Promise<LoadResult> {
+    const w = await this.window(undefined, '');
+    return this.result(w, { kind: 'closed', concurrency: this.opts.concurrency }, warmup);
+  }
+
   /** Warm-up (when asked), then the window: one, or one per arrival rate of a sweep. */
   async run(): Promise<LoadResult> {
     try {
@@ -251,8 +257,7 @@ export class LoadRun {
       this.opts.progress?.(`warm-up: ${warmup.sessions} first syncs in ${warmup.seconds.toFixed(1)} s, ${warmup.errors} failed${Object.entries(warmup.reasons).map(([r, n]) => `\n  ×${n}: ${r}`).join('')}`, true);
       const rates = this.opts.rates;
       if (!rates?.length) {
-        const w = await this.window(undefined, '');
-        const r = this.result(w, { kind: 'closed', concurrency: this.opts.concurrency }, warmup);
+        const r = await this.measure(warmup);
         this.opts.progress?.(`${r.sessions.count} sessions, ${r.sessions.perSecond.toFixed(1)}/s, ${r.requests.errors} errors`, true);
         return r;
       }
