@@ -115,8 +115,9 @@ async function upload(s: Session, collection: string, records: Array<{ id: strin
       return;
     }
     if (attempt > 0) throw new SessionAborted(`${collection}: 412 twice`);
+    // Another device wrote first: what it wrote, then the collection's time as it is now.
     await s.call('GET storage/<coll>?full&newer', 'GET', `/storage/${collection}?full=1&newer=${known ?? 0}`, [200, 404]);
-    const info = JSON.parse((await s.call('GET info/collections', 'GET', '/info/collections', [200])).text) as InfoCollections;
+    const info = JSON.parse((await s.call('GET info/collections (after 412)', 'GET', '/info/collections', [200])).text) as InfoCollections;
     device.collections[collection] = String(info[collection] ?? 0);
   }
 }
