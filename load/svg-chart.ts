@@ -56,25 +56,27 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
 
 /** Bars in groups: one group per category, one bar per series. */
 export function barChart(title: string, yLabel: string, categories: string[], series: Array<{ name: string; values: number[] }>): string {
+  // Room on the left for the first category's slanted name.
+  const LEFT = 130;
   const yMax = Math.max(0, ...series.flatMap((s) => s.values)) * 1.05 || 1;
   const h = H + 60;
-  const plotW = W - PAD.left - PAD.right;
+  const plotW = W - LEFT - PAD.right;
   const groupW = plotW / Math.max(1, categories.length);
   const barW = (groupW * 0.8) / Math.max(1, series.length);
   const y = (v: number) => h - PAD.bottom - 60 - (v / yMax) * (h - PAD.top - PAD.bottom - 60);
   const base = h - PAD.bottom - 60;
-  const grid = ticks(0, yMax).map((v) => `<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/><text x="${PAD.left - 6}" y="${y(v) + 4}" text-anchor="end">${fmt(v)}</text>`).join('');
+  const grid = ticks(0, yMax).map((v) => `<line x1="${LEFT}" x2="${W - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/><text x="${LEFT - 6}" y="${y(v) + 4}" text-anchor="end">${fmt(v)}</text>`).join('');
   const bars = categories
     .map((c, g) => {
-      const gx = PAD.left + g * groupW + groupW * 0.1;
+      const gx = LEFT + g * groupW + groupW * 0.1;
       const rects = series.map((s, i) => `<rect x="${(gx + i * barW).toFixed(1)}" y="${y(s.values[g] ?? 0).toFixed(1)}" width="${(barW - 1).toFixed(1)}" height="${(base - y(s.values[g] ?? 0)).toFixed(1)}" fill="${COLORS[i % COLORS.length]}"><title>${escapeHtml(`${s.name} ${c}: ${fmt(s.values[g] ?? 0)}`)}</title></rect>`).join('');
       const lx = gx + groupW * 0.4;
       return `${rects}<text x="${lx}" y="${base + 12}" text-anchor="end" transform="rotate(-30 ${lx} ${base + 12})">${escapeHtml(c)}</text>`;
     })
     .join('');
-  const keys = series.map((s, i) => `<rect x="${PAD.left + 8 + i * 150}" y="8" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text x="${PAD.left + 22 + i * 150}" y="17">${escapeHtml(s.name)}</text>`).join('');
+  const keys = series.map((s, i) => `<rect x="${LEFT + 8 + i * 150}" y="8" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text x="${LEFT + 22 + i * 150}" y="17">${escapeHtml(s.name)}</text>`).join('');
   return (
     `<figure><figcaption>${escapeHtml(title)}</figcaption><svg viewBox="0 0 ${W} ${h}" width="${W}" height="${h}" font-family="sans-serif" font-size="11">` +
-    `${grid}<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${base}" y2="${base}" stroke="#444"/><text x="14" y="${(base + PAD.top) / 2}" transform="rotate(-90 14 ${(base + PAD.top) / 2})" text-anchor="middle">${escapeHtml(yLabel)}</text>${bars}${keys}</svg></figure>`
+    `${grid}<line x1="${LEFT}" x2="${W - PAD.right}" y1="${base}" y2="${base}" stroke="#444"/><text x="14" y="${(base + PAD.top) / 2}" transform="rotate(-90 14 ${(base + PAD.top) / 2})" text-anchor="middle">${escapeHtml(yLabel)}</text>${bars}${keys}</svg></figure>`
   );
 }
