@@ -12,10 +12,10 @@ import { createStore } from '../storage/create-store.js';
 import { userDbName } from '../storage/db-name.js';
 import { LeanSyncClient } from './lean-client.js';
 import { cpuMs, openFiles, rss } from './proc.js';
-import { freePort, startCouchNode, type CouchNode } from '../test/support/couch.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startCouchNode, type CouchNode } from '../test/support/couch.js';
+import type { ChildProcess } from 'node:child_process';
+import { spawnBenchGateway } from './gateway-process.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
-import { fileURLToPath } from 'node:url';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = 4;
@@ -133,6 +133,7 @@ interface Level {
   node: CouchNode | undefined;
   couch: nano.ServerScope;
   gateway: ChildProcess;
+  stop(): Promise<void>;
   pids: Pids;
   store: SyncStore;
   dir: string;
@@ -188,38 +189,23 @@ async function prepareLevel(users: number, inMemory: boolean): Promise<Level> {
   });
   await inParallel(8, all.slice(HOT), (uid) => store.put(String(uid), 'meta', { id: 'global', payload: 'meta' }, {}));
 
-  // Logs go to /dev/null, not into this process: the gateway still formats and writes every
-  // line, but the load generator does not spend its CPU reading them.
-  const port = await freePort();
-  // BENCH_GATEWAY_NODE_ARGS: node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
-  const nodeArgs = process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const gateway = spawn(process.execPath, [...nodeArgs, fileURLToPath(new URL('../bin/syncgate.js', import.meta.url)), 'serve'], {
-    env: {
-      ...process.env,
-      SYNCGATE_DATA: dir,
-      SYNC_MASTER_SECRET: secret,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      COUCH_URL: couchUrl,
-      SYNCGATE_MAX_OPEN_USERS: '20000',
-      SYNCGATE_BACKOFF_INFLIGHT: '0',
-      SYNCGATE_MAX_INFLIGHT: '0',
-    },
-    stdio: 'ignore',
+  const gw = await spawnBenchGateway({
+    SYNCGATE_DATA: dir,
+    SYNC_MASTER_SECRET: secret,
+    COUCH_URL: couchUrl,
+    SYNCGATE_MAX_OPEN_USERS: '20000',
+    SYNCGATE_BACKOFF_INFLIGHT: '0',
+    SYNCGATE_MAX_INFLIGHT: '0',
   });
-  const gwUrl = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (gateway.exitCode !== null) throw new Error(`the gateway exited with ${gateway.exitCode}`);
-    if (await fetch(`${gwUrl}/__lbheartbeat__`).then((r) => r.ok, () => false)) break;
-    if (i > 300) throw new Error('the gateway did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const gateway = gw.child;
+  const gwUrl = gw.url;
   const clients = new Map<number, LeanSyncClient>();
   const level: Level = {
     users,
     node,
     couch,
     gateway,
+    stop: gw.stop,
     pids: { gateway: gateway.pid, couch: node?.pid },
     store,
     dir,
@@ -259,8 +245,7 @@ async function describeLevel(l: Level, when: string): Promise<string> {
 }
 
 async function stopLevel(l: Level): Promise<void> {
-  l.gateway.kill('SIGTERM');
-  if (l.gateway.exitCode === null) await new Promise((r) => l.gateway.once('exit', r));
+  await l.stop();
   await l.store.close();
   await l.node?.stop();
   await rm(l.dir, { recursive: true, force: true });

@@ -58,6 +58,7 @@ export class LoadRun {
   private readonly users: LoadUser[];
   private readonly devices: Array<{ user: LoadUser; device: Device; rng: Random }>;
   private record: (o: Outcome) => void = () => {};
+  private readonly clock = { skewSeconds: 0 };
 
   constructor(private readonly opts: LoadOptions) {
     this.rng = seeded(opts.seed);
@@ -84,6 +85,7 @@ export class LoadRun {
       base: new URL(this.opts.url),
       auth: this.opts.auth,
       timeoutMs: this.opts.timeoutMs,
+      clock: this.clock,
       record: (o: Outcome) => {
         if (o.shed) shed = true;
         record(o);

@@ -54,6 +54,8 @@ export interface SessionDeps {
   auth: Auth;
   record(o: Outcome): void;
   timeoutMs: number;
+  /** The server's clock less ours, in seconds, as its X-Weave-Timestamp last said: one per server. */
+  clock: { skewSeconds: number };
 }
 
 export class Session {
@@ -65,9 +67,8 @@ export class Session {
   ) {}
 
   /** The server's clock, in seconds, as its X-Weave-Timestamp last said (ours until then). */
-  static skewSeconds = 0;
   now(): number {
-    return Date.now() / 1000 + Session.skewSeconds;
+    return Date.now() / 1000 + this.deps.clock.skewSeconds;
   }
 
   /** Storage credentials, fetched again when they are about to expire or were refused. */
@@ -130,7 +131,7 @@ export class Session {
       throw new SessionAborted(`${kind}: ${(e as Error).message}`);
     }
     const ts = Number(res.headers['x-weave-timestamp']);
-    if (Number.isFinite(ts) && ts > 0) Session.skewSeconds = ts - Date.now() / 1000;
+    if (Number.isFinite(ts) && ts > 0) this.deps.clock.skewSeconds = ts - Date.now() / 1000;
     const ok = expect.includes(res.status);
     const shed = res.status === 503 || res.status === 429;
     const backoff = res.headers['x-weave-backoff'] !== undefined || res.headers['retry-after'] !== undefined;
