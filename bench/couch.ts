@@ -17,8 +17,14 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnBenchGateway } from './gateway-process.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const ROUNDS = 4;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+// BENCH_GATEWAYS: gateway processes per level. One process's luck (JIT decisions, heap layout)
+// moved a level's gateway rate by 10% between runs of the same code; the rounds rotate
+// through several, so that no single process is the verdict.
+const GATEWAYS = Number(process.env.BENCH_GATEWAYS ?? 3);
+const ROUNDS = 2 * GATEWAYS;
+// BENCH_CONCURRENCY: the numbers of connections each path is measured at.
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '16,64').split(',').map(Number);
 const HOT = 64; // users with 1,100 records each: one per connection at concurrency 64
 const RECORDS = 1000;
 
@@ -28,6 +34,9 @@ interface Row {
   concurrency: number;
   gateway: number;
   raw: number;
+  /** Per round, in the order measured (every level's round r ran within the same minute). */
+  gatewayRounds: number[];
+  rawRounds: number[];
 }
 
 type Op = (client: number) => Promise<unknown>;
@@ -81,14 +90,19 @@ async function rate(op: Op, concurrency: number, seconds: number, minOps = 2): P
   return { done, ms: Date.now() - start };
 }
 
-/** One side of a comparison: its operation, and the processes whose CPU it is charged. */
+/**
+ * One side of a comparison: its operation, and the processes whose CPU it is charged. A side
+ * with several (one per gateway process of a level) uses them in turn, a round each.
+ */
 interface Side {
-  op: Op;
-  pids: Pids;
+  ops: Op[];
+  pids: Pids[];
 }
 interface Measured {
   rate: number;
   cpu: Cpu;
+  /** The rate of each round, for ratios taken within a round. */
+  rounds: number[];
 }
 
 /**
@@ -98,21 +112,33 @@ interface Measured {
  */
 async function compare(sides: Side[], concurrency: number): Promise<Measured[]> {
   // Unmeasured: each side's code is optimised and its caches hot before the first round.
-  for (const side of sides) await rate(side.op, concurrency, 1, 1);
-  const sums = sides.map(() => ({ done: 0, ms: 0, cpu: { gateway: 0, couch: 0, bench: 0 } as Cpu }));
+  for (const side of sides) for (const op of side.ops) await rate(op, concurrency, 1, 1);
+  const sums = sides.map(() => ({ done: 0, ms: 0, cpu: { gateway: 0, couch: 0, bench: 0 } as Cpu, rounds: [] as number[] }));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, side] of sides.entries()) {
       const sum = sums[i]!;
-      const before = cpuNow(side.pids);
-      const one = await rate(side.op, concurrency, SECONDS / ROUNDS);
-      const after = cpuNow(side.pids);
+      const pids = side.pids[round % side.pids.length]!;
+      const before = cpuNow(pids);
+      const one = await rate(side.ops[round % side.ops.length]!, concurrency, SECONDS / ROUNDS);
+      const after = cpuNow(pids);
       sum.done += one.done;
       sum.ms += one.ms;
+      sum.rounds.push((one.done * 1000) / one.ms);
       for (const k of ['gateway', 'couch', 'bench'] as const) sum.cpu[k] += after[k] - before[k];
     }
   }
-  return sums.map((s) => ({ rate: (s.done * 1000) / s.ms, cpu: { gateway: s.cpu.gateway / s.done, couch: s.cpu.couch / s.done, bench: s.cpu.bench / s.done } }));
+  return sums.map((s) => ({
+    rate: (s.done * 1000) / s.ms,
+    cpu: { gateway: s.cpu.gateway / s.done, couch: s.cpu.couch / s.done, bench: s.cpu.bench / s.done },
+    rounds: s.rounds,
+  }));
 }
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
 
 // Every read of the gateway asks for _conflicts (replication may bring some), so the raw
 // calls do too: the same requests, on the same documents.
@@ -124,17 +150,24 @@ const expect = async <R extends { status: number; text: string }>(p: Promise<R>,
   return r;
 };
 
+/** One gateway process of a level, and a Hawk client per user of it. */
+interface LevelGateway {
+  child: ChildProcess;
+  stop(): Promise<void>;
+  pids: Pids;
+  client(uid: number): LeanSyncClient;
+}
+
 /**
  * A level of the benchmark: a Couch node holding `users` user databases (HOT of them busy, the
- * rest with meta/global only), a gateway process in front of it, and the data both sides read.
+ * rest with meta/global only), GATEWAYS gateway processes in front of it, and the data both
+ * sides read.
  */
 interface Level {
   users: number;
   node: CouchNode | undefined;
   couch: nano.ServerScope;
-  gateway: ChildProcess;
-  stop(): Promise<void>;
-  pids: Pids;
+  gateways: LevelGateway[];
   store: SyncStore;
   dir: string;
   all: number[];
@@ -142,7 +175,6 @@ interface Level {
   /** A hot user's storage timestamp before its newest 100 records, and their ids. */
   cutoff: Map<number, number>;
   newest: Map<number, string[]>;
-  client(uid: number): LeanSyncClient;
   raw(uid: number): nano.DocumentScope<any>;
 }
 
@@ -189,69 +221,63 @@ async function prepareLevel(users: number, inMemory: boolean): Promise<Level> {
   });
   await inParallel(8, all.slice(HOT), (uid) => store.put(String(uid), 'meta', { id: 'global', payload: 'meta' }, {}));
 
-  const gw = await spawnBenchGateway({
-    SYNCGATE_DATA: dir,
-    SYNC_MASTER_SECRET: secret,
-    COUCH_URL: couchUrl,
-    SYNCGATE_MAX_OPEN_USERS: '20000',
-    SYNCGATE_BACKOFF_INFLIGHT: '0',
-    SYNCGATE_MAX_INFLIGHT: '0',
-  });
-  const gateway = gw.child;
-  const gwUrl = gw.url;
-  const clients = new Map<number, LeanSyncClient>();
-  const level: Level = {
-    users,
-    node,
-    couch,
-    gateway,
-    stop: gw.stop,
-    pids: { gateway: gateway.pid, couch: node?.pid },
-    store,
-    dir,
-    all,
-    hot,
-    cutoff,
-    newest,
-    client(uid) {
-      let c = clients.get(uid);
-      if (!c) {
-        const t = makeToken(secret, { uid, node: gwUrl, expires: Math.floor(Date.now() / 1000) + 86400 });
-        clients.set(uid, (c = new LeanSyncClient({ id: t.id, key: t.key, api_endpoint: `${gwUrl}/1.5/${uid}` })));
-      }
-      return c;
-    },
-    raw: (uid) => couch.use<any>(userDbName(String(uid))),
-  };
-  // Steady state, not warm-up: every user is touched once through the gateway (its caches:
+  const gateways: LevelGateway[] = [];
+  for (let g = 0; g < GATEWAYS; g++) {
+    const gw = await spawnBenchGateway({
+      SYNCGATE_DATA: join(dir, `gateway-${g}`),
+      SYNC_MASTER_SECRET: secret,
+      COUCH_URL: couchUrl,
+      SYNCGATE_MAX_OPEN_USERS: '20000',
+      SYNCGATE_BACKOFF_INFLIGHT: '0',
+      SYNCGATE_MAX_INFLIGHT: '0',
+    });
+    const clients = new Map<number, LeanSyncClient>();
+    gateways.push({
+      child: gw.child,
+      stop: gw.stop,
+      pids: { gateway: gw.child.pid, couch: node?.pid },
+      client(uid) {
+        let c = clients.get(uid);
+        if (!c) {
+          const t = makeToken(secret, { uid, node: gw.url, expires: Math.floor(Date.now() / 1000) + 86400 });
+          clients.set(uid, (c = new LeanSyncClient({ id: t.id, key: t.key, api_endpoint: `${gw.url}/1.5/${uid}` })));
+        }
+        return c;
+      },
+    });
+  }
+  const level: Level = { users, node, couch, gateways, store, dir, all, hot, cutoff, newest, raw: (uid) => couch.use<any>(userDbName(String(uid))) };
+  // Steady state, not warm-up: every user is touched once through each gateway (its caches:
   // registry placement, design version, record index) and raw before anything is timed.
   await inParallel(16, all, async (uid) => {
-    await expect(level.client(uid).get('/info/collections'), 200);
+    for (const g of gateways) await expect(g.client(uid).get('/info/collections'), 200);
     await level.raw(uid).get('state');
   });
-  // The gateway's hot code optimised before the first measurement, not during it (the first
+  // The gateways' hot code optimised before the first measurement, not during it (the first
   // path measured read up to 1.9 ms of gateway CPU per request, the same path later 0.9-1.0).
-  let w = 0;
-  await rate((c) => (w++ % 2 ? expect(level.client(pick(all, c, w)).get('/storage/meta/global'), 200) : expect(level.client(pick(all, c, w)).get('/info/collections'), 200)), 16, 5, 1);
+  for (const g of gateways) {
+    let w = 0;
+    await rate((c) => (w++ % 2 ? expect(g.client(pick(all, c, w)).get('/storage/meta/global'), 200) : expect(g.client(pick(all, c, w)).get('/info/collections'), 200)), 16, 5, 1);
+  }
   return level;
 }
 
 /** What a level's processes hold: printed after it is filled and again after the run. */
 async function describeLevel(l: Level, when: string): Promise<string> {
   return (
-    `(${l.users} user databases on the node, ${when}; resident memory: gateway ${rss(l.gateway.pid)}, Couch ${rss(l.node?.pid)}; Couch open files ${openFiles(l.node?.pid)}; ` +
+    `(${l.users} user databases on the node, ${when}; resident memory: gateways ${l.gateways.map((g) => rss(g.child.pid)).join(', ')}, Couch ${rss(l.node?.pid)}; Couch open files ${openFiles(l.node?.pid)}; ` +
     `on disk: node ${l.node ? mb(await du(l.node.dir)) : '?'}, a user with ${RECORDS + 100} records ${await dbFile(l.couch, l.hot[0] as number)}, one with meta/global only ${await dbFile(l.couch, l.all[l.all.length - 1] as number)})`
   );
 }
 
 async function stopLevel(l: Level): Promise<void> {
-  await l.stop();
+  for (const g of l.gateways) await g.stop();
   await l.store.close();
   await l.node?.stop();
   await rm(l.dir, { recursive: true, force: true });
 }
 
-/** A hot path as both sides call it, on one level; `n` spreads the requests over its users. */
+/** A hot path as both sides call it, on one level through one of its gateways; `n` spreads the requests over its users. */
 interface Path {
   name: string;
   /** Before each measurement of the path (the 304's snapshot of the users' timestamps). */
@@ -260,23 +286,25 @@ interface Path {
   raw: Op;
 }
 
-function paths(l: Level): Path[] {
+function paths(l: Level, g: LevelGateway): Path[] {
   let n = 0;
   const spread = (c: number) => pick(l.all, c, n++);
   const hotOf = (c: number) => l.hot[c % HOT] as number;
-  const known = l.all.slice(0, 200);
+  // As many users at every level: the raw side's reads of 200 databases contended less in
+  // Couch than of 100, which made raw faster at 10,000 users and the gateway look slower.
+  const known = l.all.slice(0, 100);
   const storage = new Map<number, string>();
   const tabs = Array.from({ length: 100 }, (_, j) => ({ id: `t${j}`, payload: 'z'.repeat(450) }));
   return [
-    { name: 'GET info/collections', gateway: (c) => expect(l.client(spread(c)).get('/info/collections'), 200), raw: (c) => l.raw(spread(c)).get('state', READ) },
+    { name: 'GET info/collections', gateway: (c) => expect(g.client(spread(c)).get('/info/collections'), 200), raw: (c) => l.raw(spread(c)).get('state', READ) },
     {
       name: 'GET info/collections, 304',
       before: async () => {
-        for (const uid of known) storage.set(uid, (await l.client(uid).get('/info/collections')).header('x-last-modified') as string);
+        for (const uid of known) storage.set(uid, (await g.client(uid).get('/info/collections')).header('x-last-modified') as string);
       },
       gateway: async (c) => {
         const uid = pick(known, c, n++);
-        const res = await l.client(uid).get('/info/collections', { 'X-If-Modified-Since': storage.get(uid) as string });
+        const res = await g.client(uid).get('/info/collections', { 'X-If-Modified-Since': storage.get(uid) as string });
         // The raw side's writes go to Couch behind the gateway's back, as another gateway's
         // do: the gateway learns of them from _db_updates, which can lag by seconds under this
         // load, so the snapshot above may predate one. Then the answer is rightly 200, once.
@@ -290,7 +318,7 @@ function paths(l: Level): Path[] {
     },
     {
       name: 'GET storage/meta/global',
-      gateway: (c) => expect(l.client(spread(c)).get('/storage/meta/global'), 200),
+      gateway: (c) => expect(g.client(spread(c)).get('/storage/meta/global'), 200),
       raw: async (c) => {
         const db = l.raw(spread(c));
         await db.get('state', READ);
@@ -301,7 +329,7 @@ function paths(l: Level): Path[] {
       name: 'GET storage/history?newer=&full=1&limit=100',
       gateway: (c) => {
         const uid = hotOf(c);
-        return expect(l.client(uid).get(`/storage/history?newer=${(l.cutoff.get(uid)! / 1000).toFixed(2)}&full=1&limit=100`), 200);
+        return expect(g.client(uid).get(`/storage/history?newer=${(l.cutoff.get(uid)! / 1000).toFixed(2)}&full=1&limit=100`), 200);
       },
       raw: async (c) => {
         const uid = hotOf(c);
@@ -310,11 +338,11 @@ function paths(l: Level): Path[] {
         return db.fetch({ keys: l.newest.get(uid)!.map((id) => `r:history:${id}`) }, READ);
       },
     },
-    { name: 'POST storage/tabs (100 records)', gateway: (c) => expect(l.client(hotOf(c)).post('/storage/tabs', tabs), 200), raw: (c) => rawPost(l.raw(hotOf(c)), tabs) },
+    { name: 'POST storage/tabs (100 records)', gateway: (c) => expect(g.client(hotOf(c)).post('/storage/tabs', tabs), 200), raw: (c) => rawPost(l.raw(hotOf(c)), tabs) },
     {
       name: 'batch: 3 POSTs and a commit',
       gateway: async (c) => {
-        const u = l.client(hotOf(c));
+        const u = g.client(hotOf(c));
         const open = await expect(u.post('/storage/forms?batch=true', tabs.slice(0, 30)), 202);
         const id = JSON.parse(open.text).batch as string;
         await expect(u.post(`/storage/forms?batch=${id}`, tabs.slice(30, 60)), 202);
@@ -360,15 +388,16 @@ export async function benchCouch(): Promise<number> {
       `${'path'.padEnd(44)} ${'users'.padStart(6)} ${'conc'.padStart(4)} ${'gateway/s'.padStart(9)} ${'raw/s'.padStart(9)} ${'g/r'.padStart(7)}` +
         `   ${'gw'.padStart(6)} ${'couch(g)'.padStart(6)} ${'couch(r)'.padStart(6)} ${'bench(g)'.padStart(6)} ${'bench(r)'.padStart(6)}`,
     );
-    for (const concurrency of [16, 64]) {
-      const perLevel = prepared.map(paths);
-      for (const [i, { name }] of perLevel[0]!.entries()) {
+    for (const concurrency of CONCURRENCY) {
+      // [level][gateway][path]
+      const perLevel = prepared.map((l) => l.gateways.map((g) => paths(l, g)));
+      for (const [i, { name }] of perLevel[0]![0]!.entries()) {
         if (only && !only.some((p) => name.includes(p))) continue;
-        const these = perLevel.map((ps) => ps[i]!);
-        for (const p of these) await p.before?.();
-        const sides = these.flatMap((p, j) => [
-          { op: p.gateway, pids: prepared[j]!.pids },
-          { op: p.raw, pids: prepared[j]!.pids },
+        const these = perLevel.map((gs) => gs.map((ps) => ps[i]!));
+        for (const ps of these) for (const p of ps) await p.before?.();
+        const sides: Side[] = these.flatMap((ps, j) => [
+          { ops: ps.map((p) => p.gateway), pids: prepared[j]!.gateways.map((g) => g.pids) },
+          { ops: [ps[0]!.raw], pids: [{ gateway: undefined, couch: prepared[j]!.node?.pid }] },
         ]);
         const from = process.hrtime.bigint() / 1000n;
         const measured = await compare(sides, concurrency);
@@ -378,7 +407,7 @@ export async function benchCouch(): Promise<number> {
         for (const [j, l] of prepared.entries()) {
           const g = measured[2 * j]!;
           const r = measured[2 * j + 1]!;
-          rows.push({ path: name, users: l.users, concurrency, gateway: g.rate, raw: r.rate });
+          rows.push({ path: name, users: l.users, concurrency, gateway: g.rate, raw: r.rate, gatewayRounds: g.rounds, rawRounds: r.rounds });
           const ms = (x: number) => x.toFixed(2).padStart(6);
           console.log(
             `${name.padEnd(44)} ${String(l.users).padStart(6)} ${String(concurrency).padStart(4)} ${g.rate.toFixed(0).padStart(9)} ${r.rate.toFixed(0).padStart(9)} ${(r.rate / g.rate).toFixed(2).padStart(7)}` +
@@ -392,6 +421,9 @@ export async function benchCouch(): Promise<number> {
   }
 
   // How cost grows with users: the same path at the smallest and largest level, concurrency 16.
+  // Pooled over all rounds, and the median of the growth taken within each round: a round's
+  // four measurements ran within a minute of each other, so a spell of the machine's (Couch
+  // compacting, another process) moves all four alike instead of whichever level it met.
   const first = levels[0] as number;
   const last = levels[levels.length - 1] as number;
   for (const path of [...new Set(rows.map((r) => r.path))]) {
@@ -399,7 +431,11 @@ export async function benchCouch(): Promise<number> {
     const b = rows.find((r) => r.path === path && r.users === last && r.concurrency === 16);
     if (a && b) {
       const growth = b.gateway / a.gateway / (b.raw / a.raw);
-      console.log(`${path}: ${first} -> ${last} users: gateway ${(b.gateway / a.gateway).toFixed(2)}x, raw ${(b.raw / a.raw).toFixed(2)}x the throughput; relative to raw ${growth.toFixed(2)}`);
+      const perRound = a.gatewayRounds.map((_, k) => b.gatewayRounds[k]! / a.gatewayRounds[k]! / (b.rawRounds[k]! / a.rawRounds[k]!));
+      console.log(
+        `${path}: ${first} -> ${last} users: gateway ${(b.gateway / a.gateway).toFixed(2)}x, raw ${(b.raw / a.raw).toFixed(2)}x the throughput; relative to raw ${growth.toFixed(2)}` +
+          `, per round median ${median(perRound).toFixed(2)} (${perRound.map((x) => x.toFixed(2)).join(' ')})`,
+      );
     }
   }
   return Math.max(...rows.map((r) => r.raw / r.gateway));
