@@ -6,6 +6,11 @@ const positiveInt = (v: string): number => {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a positive integer');
   return Number(v);
 };
+const positiveNumber = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+};
 const rates = (v: string): number[] => {
   const list = v.split(',').map(Number);
   if (list.some((r) => !Number.isFinite(r) || r <= 0)) throw new InvalidArgumentError('must be positive numbers, comma-separated');
@@ -32,6 +37,8 @@ interface RunOptions {
   label?: string;
   out?: string;
   html?: string;
+  replay?: string;
+  speed: number;
 }
 
 const fail = (message: string): never => {
@@ -60,6 +67,8 @@ export function loadCommand(): Command {
     .option('--pid <pid>', 'a server process to read CPU, memory and writes of (repeatable)', (v, prev: number[]) => [...prev, positiveInt(v)], [] as number[])
     .option('--timeout <ms>', 'a request unanswered after this long fails', positiveInt, 60_000)
     .option('--max-inflight <n>', 'arrival-rate mode: sessions in flight above which one is not sent', positiveInt, 5000)
+    .option('--replay <request-log>', "instead of a mix: replay the storage requests of syncgate's request log (its JSON lines on stdout), users and timing as recorded")
+    .option('--speed <x>', 'with --replay: this many times the recorded pace', positiveNumber, 1)
     .option('--label <name>', 'the run\'s name in reports (default: the server\'s host)')
     .option('--out <file.json>', 'write the whole result as JSON (for `syncgate load report`)')
     .option('--html <file.html>', 'write the HTML report of this run')
@@ -75,6 +84,15 @@ export function loadCommand(): Command {
         : opts.tokenUrl && opts.bearer && opts.keyId
           ? ({ kind: 'token', tokenUrl: opts.tokenUrl, bearer: opts.bearer, keyId: opts.keyId } as const)
           : fail('give --secret, or --token-url with --bearer and --key-id');
+      let replay: import('./run.js').LoadOptions['replay'];
+      if (opts.replay) {
+        const { readFile } = await import('node:fs/promises');
+        const { parseRequestLog } = await import('./request-log.js');
+        const log = parseRequestLog(await readFile(opts.replay, 'utf8').catch(() => fail(`cannot read ${opts.replay}`)));
+        if (log.requests.length === 0) fail(`${opts.replay} has no storage request to replay (${log.skipped} other lines)`);
+        replay = { log, speed: opts.speed };
+        process.stderr.write(`replaying ${log.requests.length} requests of ${log.users} users over ${log.seconds.toFixed(0)} s at ${opts.speed}x (${log.skipped} other lines skipped)\n`);
+      }
       const { LoadRun } = await import('./run.js');
       const { readable } = await import('./probe.js');
       const { formatResult } = await import('./table.js');
@@ -96,6 +114,7 @@ export function loadCommand(): Command {
         timeoutMs: opts.timeout,
         maxInflight: opts.maxInflight,
         label: opts.label,
+        replay,
         progress: (line, final) => {
           // A terminal gets one line rewritten in place; a log gets a line every 10 s.
           if (tty) process.stderr.write(`\r\x1b[K${line}${final ? '\n' : ''}`);

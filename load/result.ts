@@ -57,7 +57,7 @@ export interface LoadResult {
   users: number;
   devices: number;
   seed: number;
-  mode: { kind: 'closed'; concurrency: number } | { kind: 'rate'; sessionsPerSecond: number };
+  mode: { kind: 'closed'; concurrency: number } | { kind: 'rate'; sessionsPerSecond: number } | { kind: 'replay'; speed: number };
   startedAt: string;
   seconds: number;
   warmup: { sessions: number; seconds: number; errors: number; reasons: Record<string, number> };

@@ -7,6 +7,8 @@ import { Collector } from './collector.js';
 import { mozillaSession } from './mozilla-mix.js';
 import { sample, type ProbeSample } from './probe.js';
 import { realisticFirstSync, realisticSession } from './realistic-mix.js';
+import { replayDevice, replayRequest } from './replay-mix.js';
+import type { LoggedRequest, RequestLog } from './request-log.js';
 import type { CurvePoint, LoadResult } from './result.js';
 import { seeded, type Random } from './rng.js';
 import { Session, type Auth, type Device, type LoadUser, type Outcome } from './session.js';
@@ -40,6 +42,12 @@ export interface LoadOptions {
   /** In arrival-rate mode, sessions in flight above which a scheduled one is counted as not sent. */
   maxInflight: number;
   label?: string;
+  /**
+   * Instead of a mix: the requests of a recorded log, each sent for its user at its time in the
+   * log divided by `speed` (one request is one session of the report). Users and devices come
+   * from the log; there is no warm-up.
+   */
+  replay?: { log: RequestLog; speed: number };
   /** A line about the run so far, about once a second; final when a window ends. */
   progress?: (line: string, final: boolean) => void;
 }
@@ -62,21 +70,23 @@ export class LoadRun {
 
   constructor(private readonly opts: LoadOptions) {
     this.rng = seeded(opts.seed);
-    const perUser = opts.mix === 'mozilla' ? 1 : opts.devices;
-    this.users = Array.from({ length: opts.users }, (_, i) => ({ n: i + 1, devices: [] }));
+    const perUser = opts.mix === 'mozilla' || opts.replay ? 1 : opts.devices;
+    const users = opts.replay ? opts.replay.log.users : opts.users;
+    this.users = Array.from({ length: users }, (_, i) => ({ n: i + 1, devices: [] }));
     this.devices = [];
     for (const user of this.users) {
       for (let d = 0; d < perUser; d++) {
         const rng = this.rng.fork();
-        const device: Device = { id: Buffer.from(Array.from({ length: 9 }, () => rng.int(0, 255))).toString('base64url'), collections: {}, busy: false };
+        const id = Buffer.from(Array.from({ length: 9 }, () => rng.int(0, 255))).toString('base64url');
+        const device: Device = opts.replay ? replayDevice(id) : { id, collections: {}, busy: false };
         user.devices.push(device);
         this.devices.push({ user, device, rng });
       }
     }
   }
 
-  /** One session; its failure (if any) as a reason, and whether the server shed it. */
-  private async runSession(d: { user: LoadUser; device: Device; rng: Random }, first: boolean): Promise<{ failure?: string; shed: boolean }> {
+  /** One session (or one replayed request); its failure (if any) as a reason, and whether the server shed it. */
+  private async runSession(d: { user: LoadUser; device: Device; rng: Random }, first: boolean, replayed?: LoggedRequest): Promise<{ failure?: string; shed: boolean }> {
     const mix = MIXES[this.opts.mix];
     let shed = false;
     const record = this.record;
@@ -94,7 +104,7 @@ export class LoadRun {
     const s = new Session(deps, d.user, d.device, d.rng);
     d.device.busy = true;
     try {
-      await (first ? mix.first(s) : mix.session(s));
+      await (replayed ? replayRequest(s, replayed) : first ? mix.first(s) : mix.session(s));
       return { shed };
     } catch (e) {
       return { failure: (e as Error).message, shed };
@@ -139,7 +149,8 @@ export class LoadRun {
   }
 
   private async window(rate: number | undefined, label: string): Promise<Window> {
-    const { seconds, pids } = this.opts;
+    const { pids } = this.opts;
+    const seconds = this.opts.replay ? Math.max(1, this.opts.replay.log.seconds / this.opts.replay.speed) : this.opts.seconds;
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
     const collector = new Collector(t0);
@@ -158,17 +169,26 @@ export class LoadRun {
     }, 1000);
     let notSent = 0;
     const inflight = new Set<Promise<unknown>>();
-    const start = (scheduled: number) => {
+    const start = (scheduled: number, replayed?: LoggedRequest) => {
       collector.started(scheduled);
-      const d = rate === undefined ? this.pick() : this.rng.pick(this.devices);
-      const p = this.runSession(d, false).then((r) => {
+      const d = replayed ? this.devices[replayed.user]! : rate === undefined ? this.pick() : this.rng.pick(this.devices);
+      const p = this.runSession(d, false, replayed).then((r) => {
         collector.session(scheduled, performance.now(), r.failure, r.shed);
         inflight.delete(p);
       });
       inflight.add(p);
       return p;
     };
-    if (rate === undefined) {
+    const replay = this.opts.replay;
+    if (replay) {
+      for (const r of replay.log.requests) {
+        const due = t0 + r.at / replay.speed;
+        if (due > performance.now()) await sleep(due - performance.now());
+        if (inflight.size >= this.opts.maxInflight) notSent++;
+        else void start(due, r);
+      }
+      await Promise.all(inflight);
+    } else if (rate === undefined) {
       await Promise.all(
         Array.from({ length: this.opts.concurrency }, async () => {
           while (performance.now() < end) await start(performance.now());
@@ -210,9 +230,9 @@ export class LoadRun {
       tool: 'syncgate load',
       label: this.opts.label ?? new URL(this.opts.url).host,
       url: this.opts.url,
-      mix: this.opts.mix,
-      users: this.opts.users,
-      devices: this.opts.mix === 'mozilla' ? 1 : this.opts.devices,
+      mix: this.opts.replay ? 'replay' : this.opts.mix,
+      users: this.users.length,
+      devices: this.devices.length / Math.max(1, this.users.length),
       seed: this.opts.seed,
       mode,
       startedAt: new Date(Date.now() - w.seconds * 1000).toISOString(),
@@ -255,9 +275,15 @@ export class LoadRun {
   /** Warm-up (when asked), then the window: one, or one per arrival rate of a sweep. */
   async run(): Promise<LoadResult> {
     try {
-      const warmup = this.opts.warmup ? await this.warmup() : { sessions: 0, seconds: 0, errors: 0, reasons: {} };
+      const warmup = this.opts.warmup && !this.opts.replay ? await this.warmup() : { sessions: 0, seconds: 0, errors: 0, reasons: {} };
       this.opts.progress?.(`warm-up: ${warmup.sessions} first syncs in ${warmup.seconds.toFixed(1)} s, ${warmup.errors} failed${Object.entries(warmup.reasons).map(([r, n]) => `\n  ×${n}: ${r}`).join('')}`, true);
       const rates = this.opts.rates;
+      if (this.opts.replay) {
+        const w = await this.window(undefined, 'replay: ');
+        const r = this.result(w, { kind: 'replay', speed: this.opts.replay.speed }, warmup);
+        this.opts.progress?.(`${r.requests.count} requests replayed, ${r.requests.errors} errors`, true);
+        return r;
+      }
       if (!rates?.length) {
         const r = await this.measure(warmup);
         this.opts.progress?.(`${r.sessions.count} sessions, ${r.sessions.perSecond.toFixed(1)}/s, ${r.requests.errors} errors`, true);

@@ -10,6 +10,7 @@ function columns(rows: string[][], right: boolean[]): string {
 }
 
 export function describeMode(r: LoadResult): string {
+  if (r.mode.kind === 'replay') return `a recorded log replayed at ${r.mode.speed}x its pace`;
   return r.mode.kind === 'closed' ? `closed loop, ${r.mode.concurrency} at once` : `${r.mode.sessionsPerSecond} sessions/s offered`;
 }
 

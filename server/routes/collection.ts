@@ -54,6 +54,9 @@ export function collectionRoutes({ store, config }: RouteDeps) {
       const text = await readBody(ctx, config.limits.maxRequestBytes);
       const input = postInput(parseItems(text, format), collection, config.limits);
       const uid = uidOf(ctx);
+      // For the request log (logging.ts): the shape of this upload.
+      ctx.state.records = input.records.length + Object.keys(input.failed).length;
+      if (batch.mode !== 'none') ctx.state.batch = batch.mode === 'open' ? (batch.commit ? 'open-commit' : 'open') : batch.commit ? 'commit' : 'append';
 
       if (batch.mode === 'none' || (batch.mode === 'open' && batch.commit)) {
         const result = await store.post(uid, collection, input, pre);

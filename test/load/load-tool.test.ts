@@ -3,7 +3,7 @@
 // report files of the command line.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -17,18 +17,28 @@ import { startGateway, type TestGateway } from '../support/gateway.js';
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/syncgate.js', import.meta.url));
 
-/** Counts the gateway's request-log lines: one per request it served. */
-function logCounter(): { stream: PassThrough; count(): number } {
+/** Counts the gateway's request-log lines (one per request it served), and keeps them. */
+function logCounter(): { stream: PassThrough; count(): number; lines: string[] } {
   const stream = new PassThrough();
   let buffered = '';
-  let n = 0;
+  const kept: string[] = [];
   stream.on('data', (d: Buffer) => {
     buffered += String(d);
     const lines = buffered.split('\n');
     buffered = lines.pop()!;
-    for (const line of lines) if (line.includes('"msg":"request"')) n++;
+    for (const line of lines) if (line.includes('"msg":"request"')) kept.push(line);
   });
-  return { stream, count: () => n };
+  return { stream, count: () => kept.length, lines: kept };
+}
+
+/** Requests per `METHOD route` in request-log lines. */
+function perRoute(lines: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const l of lines) {
+    const { method, route } = JSON.parse(l) as { method: string; route: string };
+    counts[`${method} ${route}`] = (counts[`${method} ${route}`] ?? 0) + 1;
+  }
+  return counts;
 }
 
 describe('syncgate load', function () {
@@ -105,6 +115,46 @@ describe('syncgate load', function () {
       assert.ok(Math.abs(p.served - p.offered) <= p.offered * 0.1, `served ${p.served} of ${p.offered}`);
       assert.ok(p.p99 > 0);
       assert.equal(p.shedShare, 0);
+    }
+  });
+
+  it("replay: a recorded request log sent again to another gateway, request for request, at its pace", async () => {
+    // Record: both mixes against this gateway (uploads, batches, conditional reads, deletes).
+    await new LoadRun(options({ mix: 'mozilla', warmup: false, seconds: 2 })).run();
+    await new LoadRun(options({ users: 6, seconds: 2 })).run();
+    await new Promise((res) => setTimeout(res, 300)); // the log is written asynchronously
+    const recorded = log.lines;
+    const posts = recorded.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.method === 'POST');
+    assert.ok(posts.length > 0 && posts.every((l) => typeof l.collection === 'string' && (l.records as number) > 0 && (l.bytes as number) > 0), 'a POST logs its collection, records and bytes');
+    assert.ok(posts.some((l) => l.batch === 'open') && posts.some((l) => l.batch === 'commit'), 'batch steps are logged');
+    const dir = await mkdtemp(join(tmpdir(), 'syncgate-replay-'));
+    const otherLog = logCounter();
+    const other = await startGateway({}, undefined, { log: otherLog.stream });
+    try {
+      await writeFile(join(dir, 'requests.log'), `${recorded.join('\n')}\n{"msg":"something else"}\n`);
+      const span = (JSON.parse(recorded[recorded.length - 1]!).time as number) - (JSON.parse(recorded[0]!).time as number);
+      const started = Date.now();
+      const out = await run(process.execPath, [BIN, 'load', '--replay', join(dir, 'requests.log'), '--speed', '2', '--url', other.url, '--secret', other.secret, '--out', join(dir, 'replay.json')]);
+      const took = Date.now() - started;
+      assert.match(out.stdout, /a recorded log replayed at 2x its pace/);
+      const r = JSON.parse(await readFile(join(dir, 'replay.json'), 'utf8')) as LoadResult;
+      assert.equal(r.mix, 'replay');
+      assert.equal(r.requests.errors, 0, JSON.stringify(r.sessions.abortReasons));
+      // Request for request: every logged storage request once, and the other gateway served each.
+      const want = perRoute(recorded);
+      const got = Object.fromEntries(r.kinds.map((k) => [k.kind, k.count]));
+      assert.deepEqual(got, want);
+      await new Promise((res) => setTimeout(res, 300));
+      assert.deepEqual(perRoute(otherLog.lines), want);
+      // The same shapes: conditional reads still end at 304, batches are opened and committed.
+      const statuses = (kind: string) => r.kinds.find((k) => k.kind === kind)?.statuses ?? {};
+      assert.ok((statuses('GET info/collections')['304'] ?? 0) > 0, JSON.stringify(statuses('GET info/collections')));
+      assert.ok((statuses('POST collection')['202'] ?? 0) > 0, JSON.stringify(statuses('POST collection')));
+      // At its pace: spread over the recorded span (halved), not sent all at once.
+      assert.ok(took >= span / 2, `replayed in ${took} ms a log of ${span} ms at 2x`);
+    } finally {
+      await other.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
