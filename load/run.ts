@@ -181,13 +181,16 @@ export class LoadRun {
     };
     const replay = this.opts.replay;
     if (replay) {
+      // A user's requests stay in their order, as its devices sent them: each waits for the
+      // one before it (a slow server delays them, and its latency counts from the schedule).
+      const previous = new Map<number, Promise<unknown>>();
       for (const r of replay.log.requests) {
         const due = t0 + r.at / replay.speed;
         if (due > performance.now()) await sleep(due - performance.now());
         if (inflight.size >= this.opts.maxInflight) notSent++;
-        else void start(due, r);
+        else previous.set(r.user, (previous.get(r.user) ?? Promise.resolve()).then(() => start(due, r)));
       }
-      await Promise.all(inflight);
+      await Promise.all(previous.values());
     } else if (rate === undefined) {
       await Promise.all(
         Array.from({ length: this.opts.concurrency }, async () => {
