@@ -40,6 +40,7 @@ export async function benchReplication(): Promise<void> {
       SYNCGATE_MAX_OPEN_USERS: '20000',
       SYNCGATE_BACKOFF_INFLIGHT: '0',
       SYNCGATE_MAX_INFLIGHT: '0',
+      SYNCGATE_MAX_CONCURRENT: '0',
       SYNCGATE_REPLICATION_DELAY_MS: String(DELAY_MS),
     },
     stdio: 'ignore',

@@ -22,6 +22,8 @@ interface Second {
 export class Collector {
   readonly kinds = new Map<string, KindStats>();
   readonly sessions = new Histogram();
+  /** Sessions the server did not shed: the latency of what it admitted. */
+  readonly admitted = new Histogram();
   aborted = 0;
   readonly abortReasons = new Map<string, number>();
   /** Sessions that met a 503 or 429 (the sweep's shed share). */
@@ -77,6 +79,7 @@ export class Collector {
     this.sessions.record(end - start);
     this.second(end).sessions++;
     if (shed) this.shedSessions++;
+    else this.admitted.record(end - start);
     if (failure !== undefined) {
       this.aborted++;
       // Reasons grouped: numbers (batch ids, sizes, timestamps) do not make a reason of their own.

@@ -92,9 +92,12 @@ export function renderReport(runs: LoadResult[]): string {
   const withCurve = runs.filter((r) => r.curve?.length);
   const overload = withCurve.length
     ? lineChart('Served against offered sessions per second', 'offered sessions/s', 'served sessions/s', withCurve.map((r) => ({ name: r.label, points: r.curve!.map((p) => [p.offered, p.served] as [number, number]) }))) +
-      lineChart('Session p99 against offered rate', 'offered sessions/s', 'ms', withCurve.map((r) => ({ name: r.label, points: r.curve!.map((p) => [p.offered, p.p99] as [number, number]) }))) +
+      lineChart('Session p99 against offered rate (all sessions, and those not shed)', 'offered sessions/s', 'ms', withCurve.flatMap((r) => [
+        { name: `${r.label} all`, points: r.curve!.map((p) => [p.offered, p.p99] as [number, number]) },
+        { name: `${r.label} admitted`, points: r.curve!.map((p) => [p.offered, p.admittedP99 ?? p.p99] as [number, number]) },
+      ])) +
       lineChart('Shed share against offered rate', 'offered sessions/s', '% of sessions', withCurve.map((r) => ({ name: r.label, points: r.curve!.map((p) => [p.offered, p.shedShare * 100] as [number, number]) }))) +
-      withCurve.map((r) => table([`${r.label}: offered/s`, 'served/s', 'p50 ms', 'p99 ms', 'shed', 'asked to back off'], r.curve!.map((p) => [p.offered.toFixed(1), p.served.toFixed(1), ms(p.p50), ms(p.p99), `${(p.shedShare * 100).toFixed(1)}%`, `${(p.backoffShare * 100).toFixed(1)}%`]))).join('')
+      withCurve.map((r) => table([`${r.label}: offered/s`, 'served/s', 'p50 ms', 'p99 ms', 'admitted p99 ms', 'shed', 'asked to back off'], r.curve!.map((p) => [p.offered.toFixed(1), p.served.toFixed(1), ms(p.p50), ms(p.p99), ms(p.admittedP99 ?? p.p99), `${(p.shedShare * 100).toFixed(1)}%`, `${(p.backoffShare * 100).toFixed(1)}%`]))).join('')
     : '<p>Not a sweep of arrival rates (<code>--rate a,b,c</code>): no overload curve.</p>';
 
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>syncgate load: ${escapeHtml(names.join(' vs '))}</title>

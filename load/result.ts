@@ -42,6 +42,8 @@ export interface CurvePoint {
   served: number;
   p50: number;
   p99: number;
+  /** p99 of the sessions the server did not shed (none shed: the same as p99). */
+  admittedP99: number;
   /** Share of sessions that met a 503/429. */
   shedShare: number;
   /** Share of requests answered with X-Weave-Backoff or Retry-After. */

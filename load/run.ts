@@ -57,6 +57,8 @@ interface Window {
   seconds: number;
   samples: Array<{ at: number; s: ProbeSample }>;
   notSent: number;
+  /** Seconds from the window's start until its last session ended (the server's backlog drained). */
+  drained: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -211,7 +213,7 @@ export class LoadRun {
     }
     clearInterval(timer);
     probe();
-    return { collector, seconds, samples, notSent };
+    return { collector, seconds, samples, notSent, drained: (performance.now() - t0) / 1000 };
   }
 
   private result(w: Window, mode: LoadResult['mode'], warmup: LoadResult['warmup']): LoadResult {
@@ -302,14 +304,17 @@ export class LoadRun {
         timeline.push(...last.timeline.map((t) => ({ ...t, t: t.t + offset })));
         curve.push({
           offered: rate,
-          served: (last.sessions.count - last.sessions.aborted) / w.seconds,
+          // Over the time the sessions took to end, not the schedule's: a server that queues
+          // what it cannot do serves the backlog long after the window closed.
+          served: (last.sessions.count - last.sessions.aborted) / Math.max(w.seconds, w.drained),
           p50: last.sessions.p50,
           p99: last.sessions.p99,
+          admittedP99: w.collector.admitted.percentile(0.99),
           shedShare: last.sessions.count ? w.collector.shedSessions / last.sessions.count : 0,
           backoffShare: last.requests.count ? last.requests.backoff / last.requests.count : 0,
           errors: last.requests.errors + w.notSent,
         });
-        this.opts.progress?.(`${rate}/s offered: ${curve[curve.length - 1]!.served.toFixed(1)}/s served, session p99 ${last.sessions.p99.toFixed(0)} ms, ${(curve[curve.length - 1]!.shedShare * 100).toFixed(1)}% shed`, true);
+        this.opts.progress?.(`${rate}/s offered: ${curve[curve.length - 1]!.served.toFixed(1)}/s served, session p99 ${last.sessions.p99.toFixed(0)} ms (admitted ${curve[curve.length - 1]!.admittedP99.toFixed(0)} ms), ${(curve[curve.length - 1]!.shedShare * 100).toFixed(1)}% shed`, true);
       }
       return rates.length > 1 ? { ...last!, timeline, curve } : last!;
     } finally {

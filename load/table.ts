@@ -32,7 +32,7 @@ export function formatResult(r: LoadResult): string {
   }
   for (const [reason, n] of Object.entries(s.abortReasons)) lines.push(`  aborted ×${n}: ${reason}`);
   if (r.curve) {
-    lines.push(columns([['offered/s', 'served/s', 'p50 ms', 'p99 ms', 'shed', 'backoff'], ...r.curve.map((p) => [p.offered.toFixed(1), p.served.toFixed(1), ms(p.p50), ms(p.p99), `${(p.shedShare * 100).toFixed(1)}%`, `${(p.backoffShare * 100).toFixed(1)}%`])], [true, true, true, true, true, true]));
+    lines.push(columns([['offered/s', 'served/s', 'p50 ms', 'p99 ms', 'admitted p99', 'shed', 'backoff'], ...r.curve.map((p) => [p.offered.toFixed(1), p.served.toFixed(1), ms(p.p50), ms(p.p99), ms(p.admittedP99 ?? p.p99), `${(p.shedShare * 100).toFixed(1)}%`, `${(p.backoffShare * 100).toFixed(1)}%`])], [true, true, true, true, true, true, true]));
   }
   return lines.join('\n');
 }

@@ -33,6 +33,10 @@ export interface Config {
   batchLifetimeSec: number;
   maxOpenUsers: number;
   purgeIntervalSec: number;
+  /** Requests running at once; more wait in the admission queue (server/overload.ts). 0: no limit. */
+  maxConcurrent: number;
+  /** Longest wait in the admission queue while it drains; a tenth of it while it stands. */
+  queueTimeoutMs: number;
   /** In-flight requests above which answers carry X-Weave-Backoff; 0 is never. */
   backoffInflight: number;
   /** In-flight requests above which new requests are shed with 503; 0 is never. */
@@ -191,6 +195,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchLifetimeSec: int('SYNCGATE_BATCH_LIFETIME', 'batch_lifetime', 7200, 1),
     maxOpenUsers: int('SYNCGATE_MAX_OPEN_USERS', 'max_open_users', 200, 1),
     purgeIntervalSec: int('SYNCGATE_PURGE_INTERVAL', 'purge_interval', 30, 1),
+    // The embedded store is bound by this process's CPU: beyond 16 at once requests only share
+    // it and all get slower. A Couch gateway mostly waits on its nodes, so it runs more.
+    maxConcurrent: int('SYNCGATE_MAX_CONCURRENT', 'max_concurrent', pick('COUCH_URL', 'couch_url') === undefined ? 16 : 64, 0),
+    queueTimeoutMs: int('SYNCGATE_QUEUE_TIMEOUT_MS', 'queue_timeout_ms', 500, 1),
     backoffInflight: int('SYNCGATE_BACKOFF_INFLIGHT', 'backoff_inflight', 256, 0),
     maxInflight: int('SYNCGATE_MAX_INFLIGHT', 'max_inflight', 1024, 0),
     backoffSeconds: int('SYNCGATE_BACKOFF_SECONDS', 'backoff_seconds', 60, 1),

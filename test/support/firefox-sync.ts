@@ -147,7 +147,16 @@ export function editThings(ff: Firefox, made: Made, title: string, password: str
 export async function eventually<T>(look: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = await look();
+    let v: T;
+    try {
+      v = await look();
+    } catch (e) {
+      // FxAccounts refuses a call whose account changed while it ran (a sign-out under way,
+      // which is what these waits are for): look again.
+      if (!/ERROR_INVALID_ACCOUNT_STATE/.test(String(e)) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
     if (done(v) || Date.now() > deadline) return v;
     await new Promise((r) => setTimeout(r, 500));
   }
