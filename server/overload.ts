@@ -141,9 +141,9 @@ export function overload(limits: OverloadLimits, queue = new AdmissionQueue(limi
       throw e;
     }
     try {
-      askToBackOff(ctx);
       await next();
     } finally {
+      // Koa writes the headers once the middleware has returned: the state at the end decides.
       askToBackOff(ctx);
       queue.leave();
     }
