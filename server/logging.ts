@@ -30,7 +30,8 @@ export function uidHasher(masterSecret: string): (uid: string) => string {
     let h = hashed.get(uid);
     if (h === undefined) {
       h = createHmac('sha256', key).update(uid).digest('hex').slice(0, 16);
-      if (hashed.size >= HASHED_UIDS) hashed.clear();
+      // The oldest goes, not all: a gateway with more users than this keeps most of its hits.
+      if (hashed.size >= HASHED_UIDS) hashed.delete(hashed.keys().next().value as string);
       hashed.set(uid, h);
     }
     return h;

@@ -13,7 +13,7 @@ export function createCouchClient(config: Config): CouchClient | undefined {
 }
 
 export function createBackend(config: Config, client = createCouchClient(config)): Backend {
-  return client ? new CouchBackend(client) : new PouchBackend(config.dataDir);
+  return client ? new CouchBackend(client) : new PouchBackend(config.dataDir, config.storageThreads);
 }
 
 /** `node`: the name of the node the backend's databases live on, when it has one. */

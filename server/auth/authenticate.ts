@@ -82,7 +82,8 @@ export function authenticate(config: Config, masterSecret: string): Koa.Middlewa
     if (hit) return hit;
     const claims = parseToken(masterSecret, id, signing);
     if (!claims) return undefined;
-    if (verified.size >= TOKEN_CACHE) verified.clear();
+    // The oldest goes, not all: with more users than this, clearing made every user pay again.
+    if (verified.size >= TOKEN_CACHE) verified.delete(verified.keys().next().value as string);
     const entry = { claims, key: deriveKey(masterSecret, id, claims.salt) };
     verified.set(id, entry);
     return entry;

@@ -40,17 +40,15 @@ export async function purgeSlice(u: UserDb, s: StateDoc, now: number): Promise<n
     }
     const [start, end] = chunkRange(batch._id.slice(2));
     const chunks = await u.db.range<Doc>(start, end);
-    await u.deleteDocs(chunks.map((c) => c._id));
-    await u.deleteDocs([batch._id]);
+    await u.deleteDocs(chunks);
+    await u.deleteDocs([batch]);
     removed += chunks.length + 1;
   }
 
   // Journals of writes that are committed; one newer than the storage timestamp may belong
   // to a write another gateway is starting right now.
   const journals = await u.db.range<Doc>('j:', 'j:\uffff', PURGE_SLICE);
-  const stray = journals
-    .filter((j) => j._id !== s.pending?.journal && Number(j._id.split(':')[1]) <= s.storage)
-    .map((j) => j._id);
+  const stray = journals.filter((j) => j._id !== s.pending?.journal && Number(j._id.split(':')[1]) <= s.storage);
   await u.deleteDocs(stray);
   // Nothing left for a later slice: the user is skipped until it writes or a record expires.
   if (complete && dead.length < PURGE_SLICE) {

@@ -14,13 +14,15 @@ import { randomBytes } from 'node:crypto';
 import { SyncError } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoint.js';
 import { nowMs } from '../../common/timestamps.js';
-import type { Doc, DocDb } from '../doc-db.js';
+import type { BulkResult, Doc, DocDb } from '../doc-db.js';
 import type { BsoInput } from '../store.js';
 import {
   batchId,
   chunkRange,
   emptyState,
   journalId,
+  RECORD_END,
+  RECORD_START,
   recordId,
   STATE_ID,
   type BatchDoc,
@@ -35,6 +37,15 @@ import { mergeStates, resolveConflicts } from './conflicts.js';
 import { Mutex } from './mutex.js';
 import { RecordIndex } from './record-index.js';
 import { isWriteBase, mergeInputs, mergeRecord } from './records.js';
+
+/** The records staged in a batch's chunks, merged per id in upload order. */
+function mergeStaged(chunks: ChunkDoc[]): BsoInput[] {
+  const merged = new Map<string, BsoInput>();
+  for (const chunk of chunks) {
+    for (const r of chunk.records) merged.set(r.id, mergeInputs(merged.get(r.id), r));
+  }
+  return [...merged.values()];
+}
 import type { UpdateFeed } from './update-feed.js';
 
 /** Journals up to this size travel inside the state document: one write fewer. */
@@ -63,15 +74,38 @@ export interface UserDbOptions {
   stateCache?: { feed: UpdateFeed; maxAgeMs: number };
 }
 
+/**
+ * The database as the engine writes to it, when no other process can: every write it makes
+ * (all of them under the user's lock) also goes into the record index.
+ */
+function writingThrough(db: DocDb, index: RecordIndex, stateWritten: () => void): DocDb {
+  return Object.assign(Object.create(db) as DocDb, {
+    async put(doc: Doc): Promise<string | 'conflict'> {
+      if (doc._id === STATE_ID) stateWritten();
+      const rev = await db.put(doc);
+      index.written([doc], [rev === 'conflict' ? undefined : rev]);
+      return rev;
+    },
+    async bulk(docs: Doc[]): Promise<BulkResult[]> {
+      if (docs.some((d) => d._id === STATE_ID)) stateWritten();
+      const results = await db.bulk(docs);
+      index.written(docs, results.map((r) => (r.ok ? r.rev : undefined)));
+      return results;
+    },
+  });
+}
+
 export class UserDb {
   readonly index = new RecordIndex();
   private readonly mutex = new Mutex();
+  readonly db: DocDb;
 
   constructor(
-    readonly db: DocDb,
+    db: DocDb,
     private readonly opts: UserDbOptions,
   ) {
     this.designConfirmed = opts.ensureDesign === undefined;
+    this.db = opts.exclusive ? writingThrough(db, this.index, () => this.invalidate()) : db;
   }
 
   private checkDesign(state: StateDoc): void {
@@ -139,6 +173,14 @@ export class UserDb {
    * Writes never use it: they read afresh, and their compare-and-swap would refuse a stale one.
    */
   async readCommittedState(): Promise<StateDoc> {
+    if (this.opts.exclusive) {
+      // Only this process writes, and every write of the state drops the cache (writingThrough).
+      if (this.cached) return this.cached.state;
+      const writes = this.writes;
+      const state = await this.readState();
+      if (writes === this.writes) this.cached = { state, epoch: 0, at: 0 };
+      return state;
+    }
     const cache = this.opts.stateCache;
     const epoch = cache?.feed.epoch;
     if (!cache || epoch === undefined) return this.readState();
@@ -235,8 +277,15 @@ export class UserDb {
   /** Brings the record index up to the given state. */
   async refreshIndex(state: StateDoc): Promise<void> {
     if (state._rev !== undefined && this.index.stateRev === state._rev) return;
+    // Built once, the index of an exclusive store has followed every write since (the
+    // caller holds the user's lock, so none is half-way through).
+    if (this.opts.exclusive && this.index.built) {
+      this.index.stateRev = state._rev;
+      return;
+    }
     for (;;) {
-      const changes = await this.db.changes<Doc>(this.index.seq);
+      const changes =
+        this.index.seq === 0 && this.db.snapshot ? await this.db.snapshot<Doc>(RECORD_START, RECORD_END) : await this.db.changes<Doc>(this.index.seq);
       const conflicted = changes.docs.filter((d) => d._conflicts?.length);
       this.index.apply(changes);
       if (conflicted.length === 0) break;
@@ -379,13 +428,12 @@ export class UserDb {
       case 'commit': {
         const batch = await this.db.get<BatchDoc>(batchId(op.batch));
         if (!batch) return; // applied and cleaned up before a crash
-        const records = await this.stagedRecords(op.batch);
-        await this.applyRecords(records, collection, T, state, renew);
         const [start, end] = chunkRange(op.batch);
         const chunks = await this.db.range<ChunkDoc>(start, end);
+        await this.applyRecords(mergeStaged(chunks), collection, T, state, renew);
         // The batch document goes last: while it exists, the commit can be replayed.
-        await this.deleteDocs(chunks.map((c) => c._id));
-        await this.deleteDocs([batch._id]);
+        await this.deleteDocs(chunks);
+        await this.deleteDocs([batch]);
         return;
       }
     }
@@ -394,11 +442,35 @@ export class UserDb {
   /** The records staged in a batch, merged per id in upload order. */
   async stagedRecords(batch: string): Promise<BsoInput[]> {
     const [start, end] = chunkRange(batch);
-    const merged = new Map<string, BsoInput>();
-    for (const chunk of await this.db.range<ChunkDoc>(start, end)) {
-      for (const r of chunk.records) merged.set(r.id, mergeInputs(merged.get(r.id), r));
+    return mergeStaged(await this.db.range<ChunkDoc>(start, end));
+  }
+
+  /**
+   * The stored versions the records of a write merge into. The record index knows most of
+   * them (revision, stamps, sortindex, expiry): a read is needed only for a record it holds
+   * whose payload the write keeps, or when it has not been built. Where it is out of date,
+   * the write's compare-and-swap on _rev refuses, and the retry reads.
+   */
+  private async writeBases(collection: string, records: BsoInput[], useIndex: boolean): Promise<Map<string, RecordDoc>> {
+    if (!useIndex) return this.db.getMany<RecordDoc>(records.map((r) => recordId(collection, r.id)));
+    const bases = new Map<string, RecordDoc>();
+    const toRead: string[] = [];
+    for (const r of records) {
+      const e = this.index.get(collection, r.id);
+      if (!e) continue;
+      const id = recordId(collection, r.id);
+      if (r.payload === undefined) {
+        toRead.push(id);
+        continue;
+      }
+      // The payload is replaced: the stored one is not needed.
+      const base: RecordDoc = { _id: id, _rev: e.rev, c: collection, i: r.id, w: e.w, m: e.m, p: '', n: e.n };
+      if (e.s !== undefined) base.s = e.s;
+      if (e.x !== undefined) base.x = e.x;
+      bases.set(id, base);
     }
-    return [...merged.values()];
+    for (const [id, doc] of await this.db.getMany<RecordDoc>(toRead)) bases.set(id, doc);
+    return bases;
   }
 
   private async applyRecords(
@@ -413,7 +485,7 @@ export class UserDb {
       let todo = records.slice(i, i + APPLY_SLICE);
       for (let attempt = 0; todo.length > 0; attempt++) {
         if (attempt >= CAS_ATTEMPTS) throw new SyncError('unavailable', 'record writes kept conflicting');
-        const existing = await this.db.getMany<RecordDoc>(todo.map((r) => recordId(collection, r.id)));
+        const existing = await this.writeBases(collection, todo, attempt === 0 && this.index.built);
         const docs: RecordDoc[] = [];
         for (const r of todo) {
           const base = existing.get(recordId(collection, r.id));
@@ -431,14 +503,19 @@ export class UserDb {
     }
   }
 
-  /** Deletes the documents that exist; conflicts are retried with the fresh revision. */
-  async deleteDocs(ids: string[]): Promise<void> {
-    for (let i = 0; i < ids.length; i += APPLY_SLICE) {
-      let todo = ids.slice(i, i + APPLY_SLICE);
+  /**
+   * Deletes the documents that exist; conflicts are retried with the fresh revision. Given
+   * documents just read (with _rev), the first attempt deletes those revisions without reading.
+   */
+  async deleteDocs(idsOrDocs: Array<string | Doc>): Promise<void> {
+    for (let i = 0; i < idsOrDocs.length; i += APPLY_SLICE) {
+      const slice = idsOrDocs.slice(i, i + APPLY_SLICE);
+      const known = slice.every((d) => typeof d !== 'string' && d._rev !== undefined) ? (slice as Doc[]) : undefined;
+      let todo = slice.map((d) => (typeof d === 'string' ? d : d._id));
       for (let attempt = 0; todo.length > 0; attempt++) {
         if (attempt >= CAS_ATTEMPTS) throw new SyncError('unavailable', 'deletes kept conflicting');
-        const existing = await this.db.getMany<Doc>(todo);
-        const docs = [...existing.values()].map((d) => ({ _id: d._id, _rev: d._rev, _deleted: true }));
+        const existing = attempt === 0 && known ? known : [...(await this.db.getMany<Doc>(todo)).values()];
+        const docs = existing.map((d) => ({ _id: d._id, _rev: d._rev, _deleted: true }));
         const results = await this.db.bulk(docs);
         const failed = new Set(results.filter((x) => x.conflict).map((x) => x.id));
         todo = todo.filter((id) => failed.has(id));

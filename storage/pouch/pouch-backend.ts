@@ -1,40 +1,56 @@
-// The zero-configuration store: one PouchDB (LevelDB) per user under <data>/users/.
+// The zero-configuration store: one PouchDB (LevelDB) per user under <data>/users/, opened in
+// storage threads beside the gateway's (threads > 0) or in its own thread (0).
 import { access, constants, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import PouchDB from 'pouchdb';
 import { userDbName } from '../db-name.js';
 import type { DocDb } from '../doc-db.js';
 import type { Backend } from '../engine/backend.js';
-import { PouchDocDb } from './pouch-doc-db.js';
+import { PouchDocDb, pouchOptions } from './pouch-doc-db.js';
+import { ThreadDocDb, ThreadPool } from './thread-pool.js';
 
 export class PouchBackend implements Backend {
   readonly exclusive = true;
   private readonly dir: string;
+  private threads: ThreadPool | undefined;
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    private readonly threadCount = 0,
+  ) {
     this.dir = join(dataDir, 'users');
+  }
+
+  private pool(): ThreadPool | undefined {
+    if (this.threadCount > 0) this.threads ??= new ThreadPool(this.threadCount);
+    return this.threads;
   }
 
   async open(uid: string): Promise<DocDb> {
     await mkdir(this.dir, { recursive: true });
-    // auto_compaction drops old revision bodies at once (the state document changes on every
-    // write); a short revs_limit keeps its revision tree small.
-    const pouch = new PouchDB(join(this.dir, userDbName(uid)), { auto_compaction: true, revs_limit: 20 } as PouchDB.Configuration.DatabaseConfiguration);
-    return new PouchDocDb(pouch);
+    const path = join(this.dir, userDbName(uid));
+    const threads = this.pool();
+    return threads ? threads.open(path) : new PouchDocDb(new PouchDB(path, pouchOptions()));
   }
 
   async close(_uid: string, db: DocDb): Promise<void> {
-    await (db as PouchDocDb).pouch.close();
+    if (db instanceof ThreadDocDb) await this.pool()?.close(db);
+    else await (db as PouchDocDb).pouch.close();
   }
 
   async destroy(uid: string): Promise<void> {
-    await new PouchDB(join(this.dir, userDbName(uid))).destroy();
+    const path = join(this.dir, userDbName(uid));
+    const threads = this.pool();
+    if (threads) await threads.destroy(path);
+    else await new PouchDB(path).destroy();
   }
 
   /** Held while the gateway runs: LevelDB's lock makes a second gateway on the folder fail fast. */
   private lock: PouchDB.Database | undefined;
 
   async check(): Promise<void> {
+    const failed = this.threads?.failure();
+    if (failed) throw failed;
     await mkdir(this.dir, { recursive: true });
     await access(this.dir, constants.W_OK);
   }
@@ -53,6 +69,8 @@ export class PouchBackend implements Backend {
   }
 
   async shutdown(): Promise<void> {
+    await this.threads?.shutdown();
+    this.threads = undefined;
     await this.lock?.close();
     this.lock = undefined;
   }

@@ -1,6 +1,14 @@
 // DocDb on an embedded PouchDB (LevelDB in the data folder).
 import { leavesOf, writable, type BulkResult, type Changes, type Doc, type DocDb, type Leaf } from '../doc-db.js';
 
+/**
+ * How every user database is opened. auto_compaction drops old revision bodies at once (the
+ * state document changes on every write); a short revs_limit keeps its revision tree small.
+ */
+export function pouchOptions(): PouchDB.Configuration.DatabaseConfiguration {
+  return { auto_compaction: true, revs_limit: 20 } as PouchDB.Configuration.DatabaseConfiguration;
+}
+
 interface PouchError {
   status?: number;
 }
@@ -75,6 +83,18 @@ export class PouchDocDb implements DocDb {
     if (limit !== undefined) opts.limit = limit;
     const res = await this.pouch.allDocs(opts);
     return res.rows.flatMap((r) => (r.doc ? [r.doc as unknown as T] : []));
+  }
+
+  async snapshot<T extends Doc>(startId: string, endId: string): Promise<Changes<T>> {
+    // The sequence first: whatever is written during the scan is in changes since it. Keys
+    // only, then the documents in parallel: PouchDB's changes feed and allDocs with
+    // include_docs read one document at a time, each read waiting its turn in libuv's
+    // threadpool behind every other request's (300 records and 600 tombstones of batch chunks:
+    // 184 ms by the feed, 44 ms this way; with 2,400 reads queued, 748 and 239 ms).
+    const seq = (await this.pouch.info()).update_seq;
+    const rows = (await this.pouch.allDocs({ startkey: startId, endkey: endId })).rows;
+    const docs = await Promise.all(rows.map((r) => this.get<T>(r.id)));
+    return { docs: docs.filter((d): d is Awaited<T> & T => d !== undefined), lastSeq: seq };
   }
 
   async changes<T extends Doc>(since: string | number): Promise<Changes<T>> {
