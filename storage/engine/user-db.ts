@@ -37,6 +37,7 @@ import { mergeStates, resolveConflicts } from './conflicts.js';
 import { Mutex } from './mutex.js';
 import { RecordIndex } from './record-index.js';
 import { isWriteBase, mergeInputs, mergeRecord } from './records.js';
+import type { UpdateFeed } from './update-feed.js';
 
 /** The records staged in a batch's chunks, merged per id in upload order. */
 function mergeStaged(chunks: ChunkDoc[]): BsoInput[] {
@@ -46,7 +47,6 @@ function mergeStaged(chunks: ChunkDoc[]): BsoInput[] {
   }
   return [...merged.values()];
 }
-import type { UpdateFeed } from './update-feed.js';
 
 /** Journals up to this size travel inside the state document: one write fewer. */
 const INLINE_JOURNAL_CHARS = 64 * 1024;
