@@ -439,12 +439,6 @@ export class UserDb {
     }
   }
 
-  /** The records staged in a batch, merged per id in upload order. */
-  async stagedRecords(batch: string): Promise<BsoInput[]> {
-    const [start, end] = chunkRange(batch);
-    return mergeStaged(await this.db.range<ChunkDoc>(start, end));
-  }
-
   /**
    * The stored versions the records of a write merge into. The record index knows most of
    * them (revision, stamps, sortindex, expiry): a read is needed only for a record it holds

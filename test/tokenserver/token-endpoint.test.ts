@@ -248,6 +248,9 @@ describe('token endpoint with local accounts (GET /1.0/sync/1.5)', function () {
 });
 
 describe('a key change whose registry write is slow', function () {
+  // The failpoint's 3 s and the 15 s the deletion may take: past mocha's 20 s a slow run
+  // timed out instead of saying which assertion failed.
+  this.timeout(30_000);
   let gw: GatewayProcess;
   let dataDir: string;
   let accounts: LocalAccounts;
