@@ -22,6 +22,7 @@ class StorageThread {
       const p = this.waiting.get(reply.id);
       if (!p) return;
       this.waiting.delete(reply.id);
+      if (this.waiting.size === 0) this.worker.unref();
       if ('error' in reply) p.reject(Object.assign(new Error(reply.error.message), reply.error.status === undefined ? {} : { status: reply.error.status }));
       else p.resolve(reply.value);
     });
@@ -34,6 +35,8 @@ class StorageThread {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`storage thread exited with ${code}`)));
+    // Idle, the thread does not keep the process alive; with an answer awaited it does (a
+    // short command would otherwise exit before its storage answered).
     this.worker.unref();
   }
 
@@ -41,6 +44,7 @@ class StorageThread {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.next++;
     return new Promise<T>((resolve, reject) => {
+      if (this.waiting.size === 0) this.worker.ref();
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ ...body, id } as ThreadRequest);
     });
