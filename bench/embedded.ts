@@ -4,10 +4,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import PouchDB from 'pouchdb';
 import { loadConfig } from '../server/config.js';
 import { createStore } from '../storage/create-store.js';
 import { userDbName } from '../storage/db-name.js';
+import { Shards } from '../storage/pouch/shards.js';
 
 const USERS = 16;
 const RECORDS = 1000;
@@ -49,7 +49,9 @@ await store.close();
 
 console.log(`${USERS} users x ${RECORDS} records of 450 bytes, one closed-loop client per user, ${SECONDS} s each\n`);
 // The alternative design: a PouchDB map view by collection and modified time.
-const pouches = Array.from({ length: USERS }, (_, u) => new PouchDB(join(dir, 'users', userDbName(String(u + 1)))));
+// The same databases the store wrote, opened as the store opens them (LevelDB shards).
+const shards = new Shards(dir);
+const pouches = await Promise.all(Array.from({ length: USERS }, (_, u) => shards.pouch(join(dir, 'users', userDbName(String(u + 1))))));
 const byModified = `function (doc) { if (doc._id.indexOf('r:') === 0) emit([doc.c, doc.m, doc.i], null); }`;
 for (const p of pouches) await p.put({ _id: '_design/bench', views: { by_modified: { map: byModified } } });
 const t0 = Date.now();
@@ -62,6 +64,7 @@ const viewEmpty = await rate('view: newer= listing, nothing new', viewNewer(last
 const rawInfo = await rate('raw: get of the state document', (u) => pouches[u]!.get('state'));
 const rawGet = await rate('raw: get of one record document', (u) => pouches[u]!.get('r:history:r500'));
 for (const p of pouches) await p.close();
+await shards.close();
 
 store = createStore(loadConfig(env));
 const list = (since: number[]) => (u: number) => store.list(String(u + 1), 'history', { full: true, newer: since[u]!, limit: 100 }, {});

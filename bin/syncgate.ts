@@ -1,13 +1,11 @@
 #!/usr/bin/env node
 // The syncgate command: `serve` runs a gateway; `token --new-user` prints storage credentials.
 import { Command, InvalidArgumentError } from 'commander';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { loadMasterSecret } from '../server/auth/master-secret.js';
 import { makeToken } from '../server/auth/tokenlib.js';
 import { ConfigError, loadConfig, type Config } from '../server/config.js';
-import { userDbName } from '../storage/db-name.js';
+import { PouchBackend } from '../storage/pouch/pouch-backend.js';
 import { loadCommand } from '../load/cli.js';
 import { AccountError, keyIdOf, LocalAccounts, type LocalAccount } from '../server/tokenserver/local-accounts.js';
 
@@ -61,7 +59,7 @@ program
   .option('--new-user', 'allocate a uid with no storage yet')
   .option('--uid <uid>', 'credentials for this existing uid', positiveInt)
   .option('--duration <seconds>', 'token lifetime', positiveInt)
-  .action((opts: { url: string; newUser?: boolean; uid?: number; duration?: number }) => {
+  .action(async (opts: { url: string; newUser?: boolean; uid?: number; duration?: number }) => {
     const cfg = config();
     if (!opts.newUser === (opts.uid === undefined)) {
       process.stderr.write('syncgate token: give exactly one of --new-user or --uid\n');
@@ -74,7 +72,7 @@ program
       process.stderr.write(`syncgate token: --url is not a URL: ${opts.url}\n`);
       process.exit(2);
     }
-    const uid = opts.uid ?? freshUid(cfg);
+    const uid = opts.uid ?? (await freshUid(cfg));
     const duration = opts.duration ?? cfg.tokenDuration;
     const secret = loadMasterSecret(cfg);
     const token = makeToken(secret, { uid, node: base, expires: Math.floor(Date.now() / 1000) + duration });
@@ -305,11 +303,20 @@ node
   .option(...serverOption)
   .action((name: string, opts: { server?: string }) => adminCall('DELETE', `/nodes/${encodeURIComponent(name)}`, opts));
 
-/** A uid whose database does not exist yet, for a storage node behind another tokenserver. */
-function freshUid(cfg: Config): number {
-  for (;;) {
-    const uid = randomInt(1, 2 ** 31);
-    if (!existsSync(join(cfg.dataDir, 'users', userDbName(String(uid))))) return uid;
+/**
+ * A uid whose database does not exist yet, for a storage node behind another tokenserver. The
+ * embedded store can say so only while no gateway holds its data folder; otherwise (and on
+ * Couch) it is a random one of 2^31.
+ */
+async function freshUid(cfg: Config): Promise<number> {
+  const store = cfg.couchUrl === undefined ? new PouchBackend(cfg.dataDir) : undefined;
+  try {
+    for (;;) {
+      const uid = randomInt(1, 2 ** 31);
+      if (!store || !(await store.exists(String(uid)).catch(() => false))) return uid;
+    }
+  } finally {
+    await store?.shutdown().catch(() => undefined);
   }
 }
 

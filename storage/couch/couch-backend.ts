@@ -96,6 +96,16 @@ export class CouchBackend implements Backend {
     }
   }
 
+  async exists(uid: string): Promise<boolean> {
+    try {
+      await this.client.request({ method: 'HEAD', db: userDbName(uid) });
+      return true;
+    } catch (e) {
+      if (e instanceof CouchError && e.statusCode === 404) return false;
+      throw e;
+    }
+  }
+
   async check(): Promise<void> {
     await this.client.request({ method: 'GET' });
   }

@@ -13,6 +13,8 @@ export interface Backend {
   close(uid: string, db: DocDb): Promise<void>;
   /** Deletes the user's database and everything in it (the pool has closed it). */
   destroy(uid: string): Promise<void>;
+  /** True when the user has a database (without creating one). */
+  exists(uid: string): Promise<boolean>;
   /** Cheap liveness check (for __heartbeat__). */
   check(): Promise<void>;
   /** Startup checks with a clear message for an operator when the backend is unusable. */

@@ -425,6 +425,11 @@ export class SyncStore implements Store {
     return this.pool.destroy(uid);
   }
 
+  /** True while the user has a database here (created by a first request, gone once destroyed). */
+  exists(uid: string): Promise<boolean> {
+    return this.backend.exists(uid);
+  }
+
   /**
    * One slice of background purging for every open user that may have something to purge;
    * returns documents removed. Of the users due only because this gateway never purged them

@@ -1,11 +1,12 @@
 // The embedded store's storage threads, seen from the gateway's thread: each user database
-// lives in one thread (chosen by its path, so LevelDB's one-opener rule holds), and a
+// lives in one thread (the one of its shard, so LevelDB's one-opener rule holds), and a
 // ThreadDocDb forwards the engine's document operations to it. Documents cross by structured
 // clone; errors come back with their message and status.
 import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Changes, Doc, DocDb, BulkResult, Leaf } from '../doc-db.js';
 import type { ThreadReply, ThreadRequest } from './pouch-thread.js';
+import { shardOf } from './shards.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type Body = ThreadRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
@@ -16,8 +17,8 @@ class StorageThread {
   private next = 0;
   private failure: Error | undefined;
 
-  constructor() {
-    this.worker = new Worker(new URL('./pouch-thread.js', import.meta.url));
+  constructor(dataDir: string) {
+    this.worker = new Worker(new URL('./pouch-thread.js', import.meta.url), { workerData: { dataDir } });
     this.worker.on('message', (reply: ThreadReply) => {
       const p = this.waiting.get(reply.id);
       if (!p) return;
@@ -104,15 +105,14 @@ export class ThreadDocDb implements DocDb {
 export class ThreadPool {
   private readonly threads: StorageThread[];
 
-  constructor(count: number) {
+  constructor(count: number, dataDir: string) {
     const n = count > 0 ? count : Math.max(1, cpus().length);
-    this.threads = Array.from({ length: n }, () => new StorageThread());
+    this.threads = Array.from({ length: n }, () => new StorageThread(dataDir));
   }
 
+  /** A shard is opened by one thread: the user's shard chooses the thread. */
   private threadOf(path: string): StorageThread {
-    let h = 0;
-    for (let i = 0; i < path.length; i++) h = (h * 31 + path.charCodeAt(i)) | 0;
-    return this.threads[Math.abs(h) % this.threads.length] as StorageThread;
+    return this.threads[shardOf(path) % this.threads.length] as StorageThread;
   }
 
   async open(path: string): Promise<ThreadDocDb> {
@@ -127,6 +127,10 @@ export class ThreadPool {
 
   destroy(path: string): Promise<void> {
     return this.threadOf(path).request({ op: 'destroy', path });
+  }
+
+  exists(path: string): Promise<boolean> {
+    return this.threadOf(path).request({ op: 'exists', path });
   }
 
   /** The first failure of a thread, if one died. */

@@ -16,16 +16,20 @@ describe(`user databases (${storeUnderTest} store)`, () => {
     const u = gw.newUser();
     const name = `sync_${u.uid}`;
     if (storeUnderTest === 'embedded') {
-      assert.equal(existsSync(join(gw.config.dataDir, 'users', name)), false);
+      // A key range of a LevelDB shard, not a folder of its own.
+      assert.equal(await gw.server.store.exists(String(u.uid)), false);
       assert.equal((await u.put('/storage/meta/global', { payload: 'x' })).status, 200);
-      assert.equal(existsSync(join(gw.config.dataDir, 'users', name)), true);
+      assert.equal(await gw.server.store.exists(String(u.uid)), true);
+      assert.equal(existsSync(join(gw.config.dataDir, 'users', name)), false, 'no folder per user');
       return;
     }
     const couch = new URL(await testCouchUrl());
     const auth = { Authorization: `Basic ${Buffer.from(`${decodeURIComponent(couch.username)}:${decodeURIComponent(couch.password)}`).toString('base64')}` };
     const base = `${couch.protocol}//${couch.host}`;
     assert.equal((await fetch(`${base}/${name}`, { headers: auth })).status, 404);
+    assert.equal(await gw.server.store.exists(String(u.uid)), false);
     assert.equal((await u.put('/storage/meta/global', { payload: 'x' })).status, 200);
+    assert.equal(await gw.server.store.exists(String(u.uid)), true);
     const info = await fetch(`${base}/${name}`, { headers: auth });
     assert.equal(info.status, 200);
     const security = (await (await fetch(`${base}/${name}/_security`, { headers: auth })).json()) as { members: { names: string[] } };

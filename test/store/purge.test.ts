@@ -34,6 +34,7 @@ function counted(inner: Backend): { backend: Backend; calls: () => number } {
     open: async (uid) => wrap(await inner.open(uid)),
     close: (uid, db) => inner.close(uid, db),
     destroy: (uid) => inner.destroy(uid),
+    exists: (uid) => inner.exists(uid),
     check: () => inner.check(),
     verify: () => inner.verify(),
     shutdown: () => inner.shutdown(),

@@ -5,10 +5,10 @@
 // body of spec 9.2.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PouchBackend } from '../../storage/pouch/pouch-backend.js';
 import { LocalAccounts, keyIdOf, type LocalAccount } from '../../server/tokenserver/local-accounts.js';
 import { SyncClient, type SyncResponse } from '../support/client.js';
 import { storeUnderTest, testCouchUrl } from '../support/couch.js';
@@ -30,14 +30,28 @@ function assertTokenError(res: SyncResponse, status: number, statusString: strin
   else if (description) assert.match(body.errors[0]?.description ?? '', description);
 }
 
-async function userDatabaseExists(dataDir: string, uid: number): Promise<boolean> {
-  if (storeUnderTest === 'couch') {
-    const url = new URL(await testCouchUrl());
-    const auth = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
-    const res = await fetch(`${url.origin}/sync_${uid}`, { headers: { Authorization: auth } });
-    return res.status === 200;
-  }
-  return existsSync(join(dataDir, 'users', `sync_${uid}`));
+async function couchDatabaseExists(uid: number): Promise<boolean> {
+  const url = new URL(await testCouchUrl());
+  const auth = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  const res = await fetch(`${url.origin}/sync_${uid}`, { headers: { Authorization: auth } });
+  return res.status === 200;
+}
+
+/** Resolves when the gateway process logs a line with `msg`; rejects after `ms`. */
+function logged(gw: GatewayProcess, msg: string, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      gw.child.stdout?.off('data', onData);
+      reject(new Error(`the gateway did not log "${msg}" within ${ms} ms`));
+    }, ms);
+    const onData = (d: Buffer) => {
+      if (!String(d).includes(`"msg":"${msg}"`)) return;
+      clearTimeout(timer);
+      gw.child.stdout?.off('data', onData);
+      resolve();
+    };
+    gw.child.stdout?.on('data', onData);
+  });
 }
 
 describe('token endpoint with local accounts (GET /1.0/sync/1.5)', function () {
@@ -163,7 +177,7 @@ describe('token endpoint with local accounts (GET /1.0/sync/1.5)', function () {
     assert.equal((await fresh.get('/storage/bookmarks/y')).json().payload, 'new');
   });
 
-  const databaseExists = (uid: number) => userDatabaseExists(gw.config.dataDir, uid);
+  const databaseExists = (uid: number) => (storeUnderTest === 'couch' ? couchDatabaseExists(uid) : gw.server.store.exists(String(uid)));
 
   it('refuses a new client state without a keys_changed_at change, and a keys_changed_at going back', async () => {
     const { account: a, bearer } = await account();
@@ -281,6 +295,8 @@ describe('a key change whose registry write is slow', function () {
     const bearer = await accounts.bearer(a, 3600);
     const old = new SyncClient(credentialsOf(await requestToken(gw.url, { bearer, keyId: keyIdOf(a) })));
     assert.equal((await old.put('/storage/bookmarks/x', { payload: 'old' })).status, 200);
+    const deleted = logged(gw, 'storage of a replaced uid deleted', 25_000);
+    deleted.catch(() => undefined); // awaited below, in the embedded run
     const started = Date.now();
     const changed = await requestToken(gw.url, { bearer, keyId: keyId(a.keysChangedAt + 1, newState()) });
     assert.equal(changed.status, 200, changed.text);
@@ -288,9 +304,23 @@ describe('a key change whose registry write is slow', function () {
     const fresh = new SyncClient(credentialsOf(changed));
     assert.notEqual(fresh.uid, old.uid);
     assert.equal((await fresh.put('/storage/bookmarks/y', { payload: 'new' })).status, 200);
-    const deadline = Date.now() + 15_000;
-    while ((await userDatabaseExists(dataDir, old.uid)) && Date.now() < deadline) await sleep(200);
-    assert.equal(await userDatabaseExists(dataDir, old.uid), false, 'the replaced uid still has a database');
+    if (storeUnderTest === 'couch') {
+      const deadline = Date.now() + 15_000;
+      while ((await couchDatabaseExists(old.uid)) && Date.now() < deadline) await sleep(200);
+      assert.equal(await couchDatabaseExists(old.uid), false, 'the replaced uid still has a database');
+      assert.equal((await fresh.get('/storage/bookmarks/y')).json().payload, 'new');
+      return;
+    }
+    // The embedded store's shards are locked by the gateway: look once it has stopped.
+    await deleted;
     assert.equal((await fresh.get('/storage/bookmarks/y')).json().payload, 'new');
+    await gw.kill('SIGTERM');
+    const stopped = new PouchBackend(dataDir);
+    try {
+      assert.equal(await stopped.exists(String(old.uid)), false, 'the replaced uid still has a database');
+      assert.equal(await stopped.exists(String(fresh.uid)), true);
+    } finally {
+      await stopped.shutdown();
+    }
   });
 });
