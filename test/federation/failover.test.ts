@@ -277,8 +277,12 @@ describe('failover and failback with three operators (nodes killed hard mid-load
     nodes.set('s', s);
     await admin('POST', '/operators', { name: 'op-s', synchronous: true });
     await admin('POST', '/nodes', { name: 's', operator: 'op-s', url: s.url, capacity: 100 });
-    // The async victim: another node than the one killed before; the sync users' replicas on the third.
-    const [asyncNode, replicaNode] = ['a', 'b', 'c'].filter((n) => n !== victim) as [string, string];
+    // The async victim: another node than the one killed before, the one of the two with more
+    // primaries (placement counts replicas too, so a node can hold none); the sync users'
+    // replicas on the third.
+    const [x, y] = ['a', 'b', 'c'].filter((n) => n !== victim) as [string, string];
+    const primaries = (n: string) => users.filter((u) => u.node === n).length;
+    const [asyncNode, replicaNode] = primaries(x) >= primaries(y) ? [x, y] : [y, x];
     for (const n of ['a', 'b', 'c']) if (n !== replicaNode) await admin('POST', `/nodes/${n}/drain`);
     const syncUsers: User[] = [];
     for (let i = 0; i < 3; i++) syncUsers.push(await addUser('sync'));
