@@ -96,3 +96,19 @@ export function emptyState(): StateDoc {
 }
 
 export const isRecordId = (id: string): boolean => id.startsWith(RECORD_START);
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+
+/**
+ * The record, if the document has the shape this program writes; otherwise undefined, and the
+ * document is treated as absent (never listed, counted or served). A node's admins can write
+ * anything into a user database, so the check is made where records are read, not by the node.
+ */
+export function wellFormedRecord(doc: Doc | undefined): RecordDoc | undefined {
+  if (!doc) return undefined;
+  const r = doc as Partial<RecordDoc>;
+  if (typeof r.c !== 'string' || typeof r.i !== 'string' || doc._id !== recordId(r.c, r.i)) return undefined;
+  if (!isInt(r.w) || r.w < 0 || !isInt(r.m) || r.m < 0 || typeof r.p !== 'string' || !isInt(r.n) || r.n < 0) return undefined;
+  if ((r.s !== undefined && !isInt(r.s)) || (r.x !== undefined && !isInt(r.x))) return undefined;
+  return doc as RecordDoc;
+}

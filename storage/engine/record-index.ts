@@ -7,7 +7,7 @@
 // can write (the embedded store), it follows this process's writes instead: PouchDB's feed
 // reads one document at a time, and under load a listing waited 0.2-1.6 s for it.
 import type { Changes, Doc } from '../doc-db.js';
-import { isRecordId, type RecordDoc } from './docs.js';
+import { isRecordId, wellFormedRecord } from './docs.js';
 
 export interface IndexEntry {
   id: string;
@@ -64,7 +64,11 @@ export class RecordIndex {
       this.remove(doc._id);
       return;
     }
-    const r = doc as RecordDoc;
+    const r = wellFormedRecord(doc);
+    if (!r) {
+      this.remove(doc._id);
+      return;
+    }
     let entries = this.byCollection.get(r.c);
     if (!entries) this.byCollection.set(r.c, (entries = new Map()));
     const entry: IndexEntry = { id: r.i, m: r.m, w: r.w, n: r.n, rev: rev ?? '' };

@@ -18,7 +18,7 @@ import type {
 } from '../store.js';
 import type { Doc } from '../doc-db.js';
 import type { Backend } from './backend.js';
-import { batchId, chunkId, isRecordId, recordId, type BatchDoc, type ChunkDoc, type RecordDoc, type StateDoc } from './docs.js';
+import { batchId, chunkId, isRecordId, recordId, type BatchDoc, type ChunkDoc, type RecordDoc, type StateDoc, wellFormedRecord } from './docs.js';
 import { resolveConflicts } from './conflicts.js';
 import { selectPage } from './listing.js';
 import { checkPreconditions } from './preconditions.js';
@@ -90,16 +90,27 @@ export class SyncStore implements Store {
     );
   }
 
-  /** Like read, with a write timestamp, started over when another gateway wrote first. */
-  private write<T>(uid: string, fn: (u: UserDb, s: StateDoc, T: number) => Promise<T>): Promise<T> {
+  /**
+   * Like read, with a write timestamp, started over when another gateway wrote first.
+   *
+   * `casChecked`: fn succeeds only through a compare-and-swap of the state it was given, so
+   * its first attempt may start from the state cached for reads (on Couch, the one the
+   * client's `info/collections` just read): a stale one fails that swap and the next attempt
+   * reads afresh. A 412 or over-quota decided on the cached state is decided again on a fresh
+   * one, since a deletion moves a collection's timestamp back. Batch creation and appends
+   * commit no state, so they always read afresh.
+   */
+  private write<T>(uid: string, fn: (u: UserDb, s: StateDoc, T: number) => Promise<T>, casChecked = false): Promise<T> {
     return this.pool.use(uid, (u) =>
       u.locked(async () => {
         try {
           for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-            const s = await u.readState();
+            const cached = casChecked && attempt === 0;
+            const s = cached ? await u.readCommittedState() : await u.readState();
             try {
               return await fn(u, s, u.nextTimestamp(s));
             } catch (e) {
+              if (cached && e instanceof SyncError && (e.code === 'precondition-failed' || e.code === 'over-quota')) continue;
               if (!(e instanceof Retry)) throw e;
               await backoff(attempt);
             }
@@ -178,7 +189,7 @@ export class SyncStore implements Store {
         for (const d of docs.values()) if (d.w > lastModified) throw new Retry();
         const items: Bso[] = [];
         for (const e of page.entries) {
-          const doc = docs.get(recordId(collection, e.id));
+          const doc = wellFormedRecord(docs.get(recordId(collection, e.id)));
           if (doc && isLive(doc, s, collection, now)) items.push(toBso(doc));
         }
         result.items = items;
@@ -189,7 +200,7 @@ export class SyncStore implements Store {
 
   get(uid: string, collection: string, id: string, pre: Preconditions): Promise<Bso> {
     return this.read(uid, async (u, s) => {
-      const doc = await u.readDoc<RecordDoc>(recordId(collection, id));
+      const doc = wellFormedRecord(await u.readDoc<RecordDoc>(recordId(collection, id)));
       // Stamped past the committed state: a write in flight replaced the version to answer.
       if (doc && doc.w > (s.collections[collection] ?? 0) && doc.w > deletionFloor(s, collection)) throw new Retry();
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
@@ -201,7 +212,7 @@ export class SyncStore implements Store {
 
   put(uid: string, collection: string, record: BsoInput, pre: Preconditions): Promise<WriteResult> {
     return this.write(uid, async (u, s, T) => {
-      const doc = await u.readDoc<RecordDoc>(recordId(collection, record.id));
+      const doc = wellFormedRecord(await u.readDoc<RecordDoc>(recordId(collection, record.id)));
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
       const quotaRemaining = await this.checkQuota(u, s, await this.growth(u, s, collection, [record]));
@@ -222,7 +233,7 @@ export class SyncStore implements Store {
       });
       const result: WriteResult = { modified: T, success: input.records.map((r) => r.id), failed: input.failed };
       return withQuota(result, quotaRemaining);
-    });
+    }, true);
   }
 
   openBatch(uid: string, collection: string, input: PostInput, pre: Preconditions): Promise<BatchAccepted> {
@@ -336,7 +347,7 @@ export class SyncStore implements Store {
 
   deleteItem(uid: string, collection: string, id: string, pre: Preconditions): Promise<number> {
     return this.write(uid, async (u, s, T) => {
-      const doc = await u.readDoc<RecordDoc>(recordId(collection, id));
+      const doc = wellFormedRecord(await u.readDoc<RecordDoc>(recordId(collection, id)));
       // Stamped past the committed state: a write in flight replaced the version to answer.
       if (doc && doc.w > (s.collections[collection] ?? 0) && doc.w > deletionFloor(s, collection)) throw new Retry();
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
@@ -394,6 +405,7 @@ export class SyncStore implements Store {
   async restampReturned(uid: string, returned: Doc[]): Promise<number> {
     const byCollection = new Map<string, RecordDoc[]>();
     for (const d of returned) {
+      // Which versions were returned (failback notes carry no payload); the stored one is checked below.
       if (d._deleted || !isRecordId(d._id)) continue;
       const r = d as RecordDoc;
       byCollection.set(r.c, [...(byCollection.get(r.c) ?? []), r]);
@@ -408,7 +420,7 @@ export class SyncStore implements Store {
         const current = await u.db.getMany<RecordDoc>(docs.map((d) => d._id));
         const ids = docs
           .filter((d) => {
-            const c = current.get(d._id);
+            const c = wellFormedRecord(current.get(d._id));
             return c !== undefined && c.w === d.w && c.m === d.m && isLive(c, s, collection, now);
           })
           .map((d) => d.i);

@@ -32,6 +32,7 @@ import {
   type Pending,
   type RecordDoc,
   type StateDoc,
+  wellFormedRecord,
 } from './docs.js';
 import { mergeStates, resolveConflicts } from './conflicts.js';
 import { Mutex } from './mutex.js';
@@ -95,6 +96,29 @@ function writingThrough(db: DocDb, index: RecordIndex, stateWritten: () => void)
   });
 }
 
+/**
+ * The database as the engine writes to it on a shared node: while `sink()` gives a list, the
+ * documents of every bulk write, with the revisions they were given, go into it.
+ */
+function recordingWrites(db: DocDb, sink: () => WrittenDoc[] | undefined): DocDb {
+  return Object.assign(Object.create(db) as DocDb, {
+    async bulk(docs: Doc[]): Promise<BulkResult[]> {
+      const results = await db.bulk(docs);
+      const into = sink();
+      if (into) {
+        const revs = new Map(results.map((r) => [r.id, r.ok ? r.rev : undefined]));
+        for (const doc of docs) into.push({ doc, rev: revs.get(doc._id) });
+      }
+      return results;
+    },
+  });
+}
+
+interface WrittenDoc {
+  doc: Doc;
+  rev: string | undefined;
+}
+
 export class UserDb {
   readonly index = new RecordIndex();
   private readonly mutex = new Mutex();
@@ -105,8 +129,11 @@ export class UserDb {
     private readonly opts: UserDbOptions,
   ) {
     this.designConfirmed = opts.ensureDesign === undefined;
-    this.db = opts.exclusive ? writingThrough(db, this.index, () => this.invalidate()) : db;
+    this.db = opts.exclusive ? writingThrough(db, this.index, () => this.invalidate()) : recordingWrites(db, () => this.written);
   }
+
+  /** What the commit in progress wrote, while the index was current when it began. */
+  private written: WrittenDoc[] | undefined;
 
   private checkDesign(state: StateDoc): void {
     if (this.designConfirmed || this.designCheck || (state.design ?? 0) >= this.opts.designVersion) return;
@@ -321,6 +348,9 @@ export class UserDb {
     op: JournalOp | undefined,
     update: (s: StateDoc) => void,
   ): Promise<StateDoc> {
+    // The index was current at this state and the swaps below leave no room for another writer:
+    // it can follow what this commit writes instead of reading it back from the changes feed.
+    const follow = !this.opts.exclusive && this.index.built && state._rev !== undefined && this.index.stateRev === state._rev;
     if (!op) {
       const next = structuredClone(state);
       update(next);
@@ -330,6 +360,7 @@ export class UserDb {
       next._rev = rev;
       this.lastStateRev = rev;
       this.neverWritten = false;
+      if (follow) this.index.stateRev = rev;
       return next;
     }
     const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() };
@@ -349,7 +380,22 @@ export class UserDb {
     claimed._rev = rev;
     this.neverWritten = false;
     failpoint('commit:after-pending');
-    return this.finish(claimed, op);
+    const written: WrittenDoc[] = [];
+    this.written = follow ? written : undefined;
+    try {
+      const done = await this.finish(claimed, op);
+      // Committed by this swap, not rolled forward by someone who presumed us dead.
+      if (this.written === written && !written.some((w) => w.rev === undefined)) {
+        this.index.written(
+          written.map((w) => w.doc),
+          written.map((w) => w.rev),
+        );
+        this.index.stateRev = done._rev;
+      }
+      return done;
+    } finally {
+      this.written = undefined;
+    }
   }
 
   /** Steps 3 and 4 of the pending write in `state`. */
@@ -372,6 +418,8 @@ export class UserDb {
         if (p.journal) await this.deleteDocs([p.journal]);
         return done;
       }
+      // Someone else touched the state: the index no longer knows everything written.
+      this.written = undefined;
       // Someone else rolled our write forward (we were presumed dead): it is committed.
       const now = (await this.db.get<StateDoc>(STATE_ID)) ?? emptyState();
       if (!now.pending || now.pending.T !== p.T) {
@@ -482,11 +530,13 @@ export class UserDb {
         const existing = await this.writeBases(collection, todo, attempt === 0 && this.index.built);
         const docs: RecordDoc[] = [];
         for (const r of todo) {
-          const base = existing.get(recordId(collection, r.id));
+          const stored = existing.get(recordId(collection, r.id));
+          // A malformed document (not written by syncgate) is replaced as if absent.
+          const base = wellFormedRecord(stored);
           // Applied already, or written over since (a replicated pending rolled forward late).
           if (base && base.w >= T) continue;
           const doc = mergeRecord(base && isWriteBase(base, state, collection, T) ? base : undefined, r, collection, T);
-          if (base?._rev) doc._rev = base._rev;
+          if (stored?._rev) doc._rev = stored._rev;
           docs.push(doc);
         }
         const results = await this.db.bulk(docs);

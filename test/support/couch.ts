@@ -103,9 +103,6 @@ async function startApacheCouch(home: string): Promise<CouchNode> {
       // _db_updates within ~10-50 ms of a write instead of up to 0.5 s: the gateways' state
       // caches follow it (README, "Run it on CouchDB").
       '[global_changes]', 'max_write_delay = 10',
-      // A couchjs process per busy user database for validate_doc_update: at the default 100
-      // CouchDB kept restarting them (README, "CouchDB settings that matter").
-      '[query_server_config]', 'os_process_limit = 1000', 'os_process_soft_limit = 1000',
       '[admins]', `admin = ${password}`,
       '[log]', 'level = warning',
       '',

@@ -5,8 +5,8 @@
 // 1. pouchdb-validation overwrites every incoming document's `_revisions` with the stored
 //    one's before it calls validate_doc_update. For a replicated write (`new_edits: false`)
 //    that throws away the revision history the replicator sent, and the document is silently
-//    not stored: replication into any user database (they all have a validate_doc_update)
-//    would lose data.
+//    not stored: replication into a user database that still has one (design version 2,
+//    until the gateway upgrades it) would lose data.
 // 2. pouchdb-core's changes feed crashes the whole server (an uncaught TypeError) when the
 //    winning revision of a document has no stored body, which replicated revision trees can
 //    produce under concurrent writes; the change is reported from the document's metadata.
