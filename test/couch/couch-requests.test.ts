@@ -9,113 +9,22 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeToken } from '../../server/auth/tokenlib.js';
 import { SyncClient } from '../support/client.js';
-import { basicAuth, testCouchUrl } from '../support/couch.js';
+import { testCouchUrl } from '../support/couch.js';
+import { CouchProxy, nodeHasUpdateFeed } from '../support/couch-proxy.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
 
 const SECRET = randomBytes(24).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Kind = 'state-get' | 'state-put' | 'changes' | 'all_docs' | 'bulk_docs' | 'doc-get' | 'other';
-
-function kindOf(method: string, path: string): Kind {
-  const p = path.replace(/^\/sync_[0-9]+/, '');
-  if (/^\/state(\?|$)/.test(p)) return method === 'GET' ? 'state-get' : method === 'PUT' ? 'state-put' : 'other';
-  if (p.startsWith('/_changes')) return 'changes';
-  if (p.startsWith('/_all_docs')) return 'all_docs';
-  if (p.startsWith('/_bulk_docs')) return 'bulk_docs';
-  if (method === 'GET' && /^\/[^_]/.test(p)) return 'doc-get';
-  return 'other';
-}
-
-/** Forwards everything to Couch, counts a user database's requests by kind, can delay the update feed. */
-class CountingProxy {
-  readonly counts = new Map<Kind, number>();
-  feedRequests = 0;
-  feedDelayMs = 0;
-  private server!: http.Server;
-  url!: string;
-
-  constructor(private readonly couch: URL) {}
-
-  count(kind: Kind): number {
-    return this.counts.get(kind) ?? 0;
-  }
-
-  snapshot(): Map<Kind, number> {
-    return new Map(this.counts);
-  }
-
-  since(before: Map<Kind, number>): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const [k, n] of this.counts) if (n - (before.get(k) ?? 0) > 0) out[k] = n - (before.get(k) ?? 0);
-    return out;
-  }
-
-  async start(): Promise<void> {
-    const agent = new http.Agent({ keepAlive: true });
-    this.server = http.createServer((req, res) => {
-      const path = req.url ?? '/';
-      const feed = path.startsWith('/_db_updates');
-      if (feed) this.feedRequests++;
-      if (/^\/sync_[0-9]+/.test(path)) {
-        const kind = kindOf(req.method ?? 'GET', path);
-        this.counts.set(kind, this.count(kind) + 1);
-      }
-      const upstream = http.request(
-        { agent, host: this.couch.hostname, port: this.couch.port, method: req.method, path, headers: { ...req.headers, host: this.couch.host } },
-        (up) => {
-          if (!feed || this.feedDelayMs === 0) {
-            res.writeHead(up.statusCode ?? 502, up.headers);
-            up.pipe(res);
-            return;
-          }
-          // The feed's answer (a longpoll) reaches the gateway feedDelayMs late.
-          const chunks: Buffer[] = [];
-          up.on('data', (c: Buffer) => chunks.push(c));
-          up.on('end', () =>
-            setTimeout(() => {
-              res.writeHead(up.statusCode ?? 502, up.headers);
-              res.end(Buffer.concat(chunks));
-            }, this.feedDelayMs),
-          );
-        },
-      );
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    const u = new URL(this.couch);
-    u.host = `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    this.url = u.toString().replace(/\/$/, '');
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
-  }
-}
-
-async function nodeHasUpdateFeed(couchUrl: string): Promise<boolean> {
-  const u = new URL(couchUrl);
-  const auth: Record<string, string> = u.username ? { Authorization: basicAuth(u) } : {};
-  u.username = '';
-  u.password = '';
-  const r = await fetch(new URL('/_db_updates?feed=normal&since=now', u), { headers: auth });
-  await r.arrayBuffer();
-  return r.ok;
-}
-
 describe('what a gateway asks of a shared Couch node (counted by a proxy)', function () {
   this.timeout(60_000);
   let couchUrl: string;
   let feed: boolean;
-  let proxy: CountingProxy;
+  let proxy: CouchProxy;
   const gateways: GatewayProcess[] = [];
   const dirs: string[] = [];
 
@@ -125,7 +34,7 @@ describe('what a gateway asks of a shared Couch node (counted by a proxy)', func
   });
 
   beforeEach(async () => {
-    proxy = new CountingProxy(new URL(couchUrl));
+    proxy = new CouchProxy(new URL(couchUrl));
     await proxy.start();
   });
 

@@ -5,13 +5,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeToken } from '../../server/auth/tokenlib.js';
 import { SyncClient } from '../support/client.js';
-import { testCouchUrl, basicAuth } from '../support/couch.js';
+import { testCouchUrl } from '../support/couch.js';
+import { CouchProxy, nodeHasUpdateFeed } from '../support/couch-proxy.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
 
 const SECRET = randomBytes(24).toString('hex');
@@ -19,74 +18,11 @@ const SECRET = randomBytes(24).toString('hex');
 const COHERENT_DEADLINE_MS = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Forwards everything to Couch; counts reads of state documents; can refuse the update feed. */
-class CountingProxy {
-  stateReads = 0;
-  feedRequests = 0;
-  feedCut = false;
-  private readonly feedSockets = new Set<Socket>();
-  private server!: http.Server;
-  url!: string;
-
-  constructor(private readonly couch: URL) {}
-
-  async start(): Promise<void> {
-    const agent = new http.Agent({ keepAlive: true });
-    this.server = http.createServer((req, res) => {
-      const path = req.url ?? '/';
-      if (req.method === 'GET' && /^\/sync_[0-9]+\/state(\?|$)/.test(path)) this.stateReads++;
-      if (path.startsWith('/_db_updates')) {
-        this.feedRequests++;
-        if (this.feedCut) {
-          res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"error":"cut","reason":"cut by the test"}');
-          return;
-        }
-        this.feedSockets.add(req.socket);
-        req.socket.once('close', () => this.feedSockets.delete(req.socket));
-      }
-      const upstream = http.request(
-        { agent, host: this.couch.hostname, port: this.couch.port, method: req.method, path, headers: { ...req.headers, host: this.couch.host } },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    const u = new URL(this.couch);
-    u.host = `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    this.url = u.toString().replace(/\/$/, '');
-  }
-
-  /** Refuses the feed from now on, and drops the feed requests in flight. */
-  cutFeed(): void {
-    this.feedCut = true;
-    for (const s of this.feedSockets) s.destroy();
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
-  }
-}
-
-async function nodeHasUpdateFeed(couchUrl: string): Promise<boolean> {
-  const u = new URL(couchUrl);
-  const auth: Record<string, string> = u.username ? { Authorization: basicAuth(u) } : {};
-  u.username = '';
-  u.password = '';
-  const r = await fetch(new URL('/_db_updates?feed=normal&since=now', u), { headers: auth });
-  await r.arrayBuffer();
-  return r.ok;
-}
-
 describe('state cache coherent with the node\'s _db_updates feed (two gateways, one Couch)', function () {
   this.timeout(60_000);
   let couchUrl: string;
   let feed: boolean;
-  let proxy: CountingProxy;
+  let proxy: CouchProxy;
   const gateways: GatewayProcess[] = [];
   const dirs: string[] = [];
 
@@ -96,7 +32,7 @@ describe('state cache coherent with the node\'s _db_updates feed (two gateways, 
   });
 
   beforeEach(async () => {
-    proxy = new CountingProxy(new URL(couchUrl));
+    proxy = new CouchProxy(new URL(couchUrl));
     await proxy.start();
   });
 
