@@ -7,55 +7,15 @@
 // A second gateway writes straight to Couch, so the gateway under test also meets writes it
 // did not make. The proxy can hold back the update feed to make the cached state stale.
 import assert from 'node:assert/strict';
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { makeToken } from '../../server/auth/tokenlib.js';
-import { SyncClient } from '../support/client.js';
-import { testCouchUrl } from '../support/couch.js';
-import { CouchProxy, nodeHasUpdateFeed } from '../support/couch-proxy.js';
-import { spawnGateway, type GatewayProcess } from '../support/process.js';
+import { randomInt } from 'node:crypto';
+import type { SyncClient } from '../support/client.js';
+import { proxiedCouch } from '../support/proxied-couch.js';
 
-const SECRET = randomBytes(24).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('what a gateway asks of a shared Couch node (counted by a proxy)', function () {
   this.timeout(60_000);
-  let couchUrl: string;
-  let feed: boolean;
-  let proxy: CouchProxy;
-  const gateways: GatewayProcess[] = [];
-  const dirs: string[] = [];
-
-  before(async () => {
-    couchUrl = await testCouchUrl();
-    feed = await nodeHasUpdateFeed(couchUrl);
-  });
-
-  beforeEach(async () => {
-    proxy = new CouchProxy(new URL(couchUrl));
-    await proxy.start();
-  });
-
-  afterEach(async () => {
-    for (const g of gateways.splice(0)) await g.kill();
-    await proxy.stop();
-    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-  });
-
-  async function gateway(viaCouch: string): Promise<GatewayProcess> {
-    const dir = await mkdtemp(join(tmpdir(), 'syncgate-requests-'));
-    dirs.push(dir);
-    const g = await spawnGateway({ SYNCGATE_DATA: dir, SYNC_MASTER_SECRET: SECRET, PORT: '0', COUCH_URL: viaCouch, SYNCGATE_STATE_CACHE_MS: '60000' });
-    gateways.push(g);
-    return g;
-  }
-
-  function client(g: GatewayProcess, uid: number): SyncClient {
-    const t = makeToken(SECRET, { uid, node: g.url, expires: Math.floor(Date.now() / 1000) + 3600 });
-    return new SyncClient({ id: t.id, key: t.key, uid, api_endpoint: `${g.url}/1.5/${uid}` });
-  }
+  const env = proxiedCouch();
 
   async function ok<T>(res: Promise<{ status: number; text: string; json<U>(): U }>): Promise<T> {
     const r = await res;
@@ -63,19 +23,11 @@ describe('what a gateway asks of a shared Couch node (counted by a proxy)', func
     return r.json<T>();
   }
 
-  /** The gateway under test has noticed the feed (and so caches states) once it asked twice. */
-  async function feedLive(): Promise<void> {
-    for (let i = 0; proxy.feedRequests < 2; i++) {
-      assert.ok(i < 200, `the gateway never followed the update feed (${proxy.feedRequests} feed requests)`);
-      await sleep(25);
-    }
-  }
-
   it('a full listing of what another device just wrote through the same gateway reads no changes feed from Couch', async () => {
-    const g = await gateway(proxy.url);
-    const other = await gateway(couchUrl);
+    const g = await env.gateway(env.proxy.url);
+    const other = await env.gateway(env.couchUrl);
     const uid = randomInt(1, 2 ** 31);
-    const [laptop, phone] = [client(g, uid), client(g, uid)];
+    const [laptop, phone] = [env.client(g, uid), env.client(g, uid)];
     await ok(laptop.post('/storage/tabs', [{ id: 'first', payload: 'one' }]));
     const seen = await ok<Record<string, number>>(phone.get('/info/collections'));
     await ok(phone.get('/storage/tabs?full=1')); // the phone's first sync builds the index
@@ -86,22 +38,22 @@ describe('what a gateway asks of a shared Couch node (counted by a proxy)', func
     let fed = 0;
     for (let round = 0; round < 4; round++) {
       const wrote = await ok<{ modified: number }>(laptop.post('/storage/tabs', [{ id: `t${round}`, payload: `tab ${round}` }, { id: 'first', payload: `one, edited ${round}` }]));
-      const before = proxy.snapshot();
+      const before = env.proxy.snapshot();
       const listed = await ok<Array<{ id: string; payload: string; modified: number }>>(phone.get(`/storage/tabs?full=1&newer=${seen.tabs}`));
       assert.deepEqual(
         listed.map((r) => [r.id, r.payload]).sort(),
         [['first', `one, edited ${round}`], ...Array.from({ length: round + 1 }, (_, i) => [`t${i}`, `tab ${i}`])].sort(),
       );
       assert.ok(listed.every((r) => r.modified <= wrote.modified));
-      const asked = proxy.since(before);
+      const asked = env.proxy.since(before);
       if (asked.changes !== undefined) fed++;
       assert.ok(fed <= 1, `round ${round}: ${fed} listings read the changes feed: ${JSON.stringify(asked)}`);
     }
 
     // A write this gateway did not make is read from Couch, and listed.
-    const direct = client(other, uid);
+    const direct = env.client(other, uid);
     await ok(direct.post('/storage/tabs', [{ id: 'elsewhere', payload: 'from the other gateway' }, { id: 't0', payload: 'tab 0, edited elsewhere' }]));
-    const before = proxy.snapshot();
+    const before = env.proxy.snapshot();
     for (let i = 0; ; i++) {
       const listed = await ok<Array<{ id: string; payload: string }>>(phone.get('/storage/tabs?full=1'));
       const byId = new Map(listed.map((r) => [r.id, r.payload]));
@@ -110,10 +62,10 @@ describe('what a gateway asks of a shared Couch node (counted by a proxy)', func
         assert.equal(byId.get('first'), 'one, edited 3');
         break;
       }
-      assert.ok(feed && i < 200, `the other gateway's write is missing from the listing: ${JSON.stringify(listed)}`);
+      assert.ok(env.feed && i < 200, `the other gateway's write is missing from the listing: ${JSON.stringify(listed)}`);
       await sleep(25); // until the node's feed reports the other gateway's write
     }
-    assert.ok((proxy.since(before).changes ?? 0) >= 1, 'the index read the changes feed for a write it did not make');
+    assert.ok((env.proxy.since(before).changes ?? 0) >= 1, 'the index read the changes feed for a write it did not make');
   });
 
   /**
@@ -124,39 +76,39 @@ describe('what a gateway asks of a shared Couch node (counted by a proxy)', func
   async function cachedQuietly(c: SyncClient): Promise<void> {
     for (let quiet = 0, i = 0; quiet < 2; i++) {
       assert.ok(i < 50, 'the state never stayed cached');
-      const before = proxy.count('state-get');
+      const before = env.proxy.count('state-get');
       await ok(c.get('/info/collections'));
-      quiet = proxy.count('state-get') === before ? quiet + 1 : 0;
+      quiet = env.proxy.count('state-get') === before ? quiet + 1 : 0;
       await sleep(200);
     }
   }
 
   it('a POST right after info/collections does not read the state again (node with _db_updates)', async function () {
-    if (!feed) this.skip(); // without the feed no state is cached: every write reads it, as before
-    const g = await gateway(proxy.url);
+    if (!env.feed) this.skip(); // without the feed no state is cached: every write reads it, as before
+    const g = await env.gateway(env.proxy.url);
     const uid = randomInt(1, 2 ** 31);
-    const c = client(g, uid);
+    const c = env.client(g, uid);
     await ok(c.post('/storage/history', [{ id: 'h0', payload: 'x' }]));
-    await feedLive();
+    await env.feedLive();
     for (let i = 1; i <= 5; i++) {
       await cachedQuietly(c);
-      const before = proxy.snapshot();
+      const before = env.proxy.snapshot();
       await ok(c.post('/storage/history', [{ id: `h${i}`, payload: 'x' }]));
-      const asked = proxy.since(before);
+      const asked = env.proxy.since(before);
       assert.equal(asked['state-get'], undefined, `POST ${i} read the state again: ${JSON.stringify(asked)}`);
       assert.equal(asked['state-put'], 2, `POST ${i}: the pending write and its commit: ${JSON.stringify(asked)}`);
     }
   });
 
   it('a POST that starts from a stale cached state still answers as a fresh one would: 412 after another gateway\'s write, 200 after its deletion, no write lost', async function () {
-    if (!feed) this.skip(); // nothing is cached without the feed
-    const g = await gateway(proxy.url);
-    const other = await gateway(couchUrl);
+    if (!env.feed) this.skip(); // nothing is cached without the feed
+    const g = await env.gateway(env.proxy.url);
+    const other = await env.gateway(env.couchUrl);
     const uid = randomInt(1, 2 ** 31);
-    const [here, there] = [client(g, uid), client(other, uid)];
+    const [here, there] = [env.client(g, uid), env.client(other, uid)];
     const first = await ok<{ modified: number }>(here.post('/storage/forms', [{ id: 'f0', payload: 'zero' }]));
-    await feedLive();
-    proxy.feedDelayMs = 3_000; // the gateway under test hears of the other gateway's writes 3 s late
+    await env.feedLive();
+    env.proxy.feedDelayMs = 3_000; // the gateway under test hears of the other gateway's writes 3 s late
 
     await ok(here.get('/info/collections')); // cached
     const theirs = await ok<{ modified: number }>(there.post('/storage/forms', [{ id: 'f1', payload: 'one' }]));
@@ -170,7 +122,7 @@ describe('what a gateway asks of a shared Couch node (counted by a proxy)', func
     assert.equal(gone.status, 200, gone.text);
     const afterDeletion = await here.post('/storage/forms', [{ id: 'f4', payload: 'four' }], { 'X-If-Unmodified-Since': first.modified.toFixed(2) });
     assert.equal(afterDeletion.status, 200, `the collection was deleted, so it is unmodified since ${first.modified}: ${afterDeletion.status} ${afterDeletion.text}`);
-    proxy.feedDelayMs = 0;
+    env.proxy.feedDelayMs = 0;
     const listed = await ok<Array<{ id: string }>>(there.get('/storage/forms?full=1'));
     assert.deepEqual(listed.map((r) => r.id), ['f4']);
   });

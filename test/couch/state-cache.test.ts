@@ -3,57 +3,17 @@
 // reaches Couch through a counting pass-through proxy, so the test sees how often B really
 // asks Couch for the state, and can cut B's feed while the node itself stays up.
 import assert from 'node:assert/strict';
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { makeToken } from '../../server/auth/tokenlib.js';
-import { SyncClient } from '../support/client.js';
-import { testCouchUrl } from '../support/couch.js';
-import { CouchProxy, nodeHasUpdateFeed } from '../support/couch-proxy.js';
-import { spawnGateway, type GatewayProcess } from '../support/process.js';
+import { randomInt } from 'node:crypto';
+import type { SyncClient } from '../support/client.js';
+import { proxiedCouch } from '../support/proxied-couch.js';
 
-const SECRET = randomBytes(24).toString('hex');
 /** A liveness bound for B to see A's write through the feed, not a speed test. */
 const COHERENT_DEADLINE_MS = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('state cache coherent with the node\'s _db_updates feed (two gateways, one Couch)', function () {
   this.timeout(60_000);
-  let couchUrl: string;
-  let feed: boolean;
-  let proxy: CouchProxy;
-  const gateways: GatewayProcess[] = [];
-  const dirs: string[] = [];
-
-  before(async () => {
-    couchUrl = await testCouchUrl();
-    feed = await nodeHasUpdateFeed(couchUrl);
-  });
-
-  beforeEach(async () => {
-    proxy = new CouchProxy(new URL(couchUrl));
-    await proxy.start();
-  });
-
-  afterEach(async () => {
-    for (const g of gateways.splice(0)) await g.kill();
-    await proxy.stop();
-    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-  });
-
-  async function gateway(viaCouch: string): Promise<GatewayProcess> {
-    const dir = await mkdtemp(join(tmpdir(), 'syncgate-cache-'));
-    dirs.push(dir);
-    const g = await spawnGateway({ SYNCGATE_DATA: dir, SYNC_MASTER_SECRET: SECRET, PORT: '0', COUCH_URL: viaCouch, SYNCGATE_STATE_CACHE_MS: '60000' });
-    gateways.push(g);
-    return g;
-  }
-
-  function client(g: GatewayProcess, uid: number): SyncClient {
-    const t = makeToken(SECRET, { uid, node: g.url, expires: Math.floor(Date.now() / 1000) + 3600 });
-    return new SyncClient({ id: t.id, key: t.key, uid, api_endpoint: `${g.url}/1.5/${uid}` });
-  }
+  const env = proxiedCouch();
 
   const collectionsOf = async (c: SyncClient) => {
     const r = await c.get('/info/collections');
@@ -61,27 +21,19 @@ describe('state cache coherent with the node\'s _db_updates feed (two gateways, 
     return r.json<Record<string, number>>();
   };
 
-  /** B's feed is live once it has asked for the longpoll that follows `since=now`. */
-  async function feedLive(): Promise<void> {
-    for (let i = 0; proxy.feedRequests < 2; i++) {
-      assert.ok(i < 200, `gateway B never followed the update feed (${proxy.feedRequests} feed requests)`);
-      await sleep(25);
-    }
-  }
-
   it('B answers repeated reads without asking Couch when the node has the feed (every read asks Couch when it has not), and B sees its own write at once', async () => {
-    const a = await gateway(couchUrl);
-    const b = await gateway(proxy.url);
+    const a = await env.gateway(env.couchUrl);
+    const b = await env.gateway(env.proxy.url);
     const uid = randomInt(1, 2 ** 31);
-    const [ca, cb] = [client(a, uid), client(b, uid)];
+    const [ca, cb] = [env.client(a, uid), env.client(b, uid)];
     assert.equal((await ca.post('/storage/bookmarks', [{ id: 'a1', payload: 'one' }])).status, 200);
     await collectionsOf(cb); // opens the user on B
-    if (feed) await feedLive();
+    if (env.feed) await env.feedLive();
     await collectionsOf(cb);
-    const before = proxy.stateReads;
+    const before = env.proxy.stateReads;
     for (let i = 0; i < 20; i++) await collectionsOf(cb);
-    const reads = proxy.stateReads - before;
-    if (feed) assert.ok(reads <= 2, `20 reads of an unchanged user cost ${reads} state reads from Couch`);
+    const reads = env.proxy.stateReads - before;
+    if (env.feed) assert.ok(reads <= 2, `20 reads of an unchanged user cost ${reads} state reads from Couch`);
     else assert.ok(reads >= 20, `without a feed every read must ask Couch: 20 reads cost ${reads}`);
 
     const own = await cb.post('/storage/tabs', [{ id: 't1', payload: 'mine' }]);
@@ -91,13 +43,13 @@ describe('state cache coherent with the node\'s _db_updates feed (two gateways, 
   });
 
   it('a write through gateway A reaches gateway B\'s reads (info/collections, its 304, the listing)', async () => {
-    const a = await gateway(couchUrl);
-    const b = await gateway(proxy.url);
+    const a = await env.gateway(env.couchUrl);
+    const b = await env.gateway(env.proxy.url);
     const uid = randomInt(1, 2 ** 31);
-    const [ca, cb] = [client(a, uid), client(b, uid)];
+    const [ca, cb] = [env.client(a, uid), env.client(b, uid)];
     assert.equal((await ca.post('/storage/history', [{ id: 'h1', payload: 'old' }])).status, 200);
     const seen = await collectionsOf(cb);
-    if (feed) await feedLive();
+    if (env.feed) await env.feedLive();
     await collectionsOf(cb); // cached on B now (when there is a feed)
     const w = await ca.post('/storage/history', [{ id: 'h2', payload: 'new' }]);
     assert.equal(w.status, 200, w.text);
@@ -107,7 +59,7 @@ describe('state cache coherent with the node\'s _db_updates feed (two gateways, 
     for (;;) {
       const now = await collectionsOf(cb);
       if (now.history === T) break;
-      assert.ok(feed, `without a feed B must show A's write at once; it shows ${now.history}, A wrote ${T}`);
+      assert.ok(env.feed, `without a feed B must show A's write at once; it shows ${now.history}, A wrote ${T}`);
       assert.ok(now.history === seen.history, `B shows a timestamp that was never written: ${now.history}`);
       assert.ok(Date.now() < deadline, `B still shows ${now.history} ${COHERENT_DEADLINE_MS} ms after A wrote ${T}`);
       await sleep(20);
@@ -119,19 +71,19 @@ describe('state cache coherent with the node\'s _db_updates feed (two gateways, 
   });
 
   it('while B\'s feed is cut, B trusts nothing it cached: A\'s write shows on B\'s very next read', async function () {
-    if (!feed) this.skip(); // nothing is cached without a feed; the first test proves that case
-    const a = await gateway(couchUrl);
-    const b = await gateway(proxy.url);
+    if (!env.feed) this.skip(); // nothing is cached without a feed; the first test proves that case
+    const a = await env.gateway(env.couchUrl);
+    const b = await env.gateway(env.proxy.url);
     const uid = randomInt(1, 2 ** 31);
-    const [ca, cb] = [client(a, uid), client(b, uid)];
+    const [ca, cb] = [env.client(a, uid), env.client(b, uid)];
     assert.equal((await ca.post('/storage/forms', [{ id: 'f1', payload: 'x' }])).status, 200);
     await collectionsOf(cb);
-    await feedLive();
+    await env.feedLive();
     await collectionsOf(cb);
-    const cutAt = proxy.feedRequests;
-    proxy.cutFeed();
+    const cutAt = env.proxy.feedRequests;
+    env.proxy.cutFeed();
     // B has noticed once it asks for the feed again (and is refused).
-    for (let i = 0; proxy.feedRequests === cutAt; i++) {
+    for (let i = 0; env.proxy.feedRequests === cutAt; i++) {
       assert.ok(i < 400, 'gateway B never asked for its feed again after it was cut');
       await sleep(25);
     }
@@ -141,37 +93,37 @@ describe('state cache coherent with the node\'s _db_updates feed (two gateways, 
   });
 
   it('when B\'s feed comes back it catches up from where it broke off: what changed meanwhile is read afresh, the rest of B\'s cache stays good', async function () {
-    if (!feed) this.skip(); // nothing is cached without a feed
-    const a = await gateway(couchUrl);
-    const b = await gateway(proxy.url);
+    if (!env.feed) this.skip(); // nothing is cached without a feed
+    const a = await env.gateway(env.couchUrl);
+    const b = await env.gateway(env.proxy.url);
     const [quiet, busy] = [randomInt(1, 2 ** 31), randomInt(1, 2 ** 31)];
     for (const uid of [quiet, busy]) {
-      assert.equal((await client(a, uid).post('/storage/forms', [{ id: 'f1', payload: 'x' }])).status, 200);
-      await collectionsOf(client(b, uid));
+      assert.equal((await env.client(a, uid).post('/storage/forms', [{ id: 'f1', payload: 'x' }])).status, 200);
+      await collectionsOf(env.client(b, uid));
     }
-    await feedLive();
+    await env.feedLive();
     // The feed's events of those first writes may still come; after them, both cached on B.
     await sleep(1000);
-    for (const uid of [quiet, busy]) await collectionsOf(client(b, uid));
-    const cutAt = proxy.feedRequests;
-    proxy.cutFeed();
-    for (let i = 0; proxy.feedRequests === cutAt; i++) {
+    for (const uid of [quiet, busy]) await collectionsOf(env.client(b, uid));
+    const cutAt = env.proxy.feedRequests;
+    env.proxy.cutFeed();
+    for (let i = 0; env.proxy.feedRequests === cutAt; i++) {
       assert.ok(i < 400, 'gateway B never asked for its feed again after it was cut');
       await sleep(25);
     }
     // Written while B hears nothing of it; B is not asked about either user meanwhile.
-    const w = await client(a, busy).post('/storage/forms', [{ id: 'f2', payload: 'y' }]);
+    const w = await env.client(a, busy).post('/storage/forms', [{ id: 'f2', payload: 'y' }]);
     const T = Number(w.header('x-last-modified'));
-    const refusedAt = proxy.feedRequests;
-    proxy.feedCut = false;
+    const refusedAt = env.proxy.feedRequests;
+    env.proxy.feedCut = false;
     // Back: B has asked for what it missed, and then follows the feed again.
-    for (let i = 0; proxy.feedRequests < refusedAt + 2; i++) {
-      assert.ok(i < 400, `gateway B did not come back to its feed (${proxy.feedRequests - refusedAt} requests since)`);
+    for (let i = 0; env.proxy.feedRequests < refusedAt + 2; i++) {
+      assert.ok(i < 400, `gateway B did not come back to its feed (${env.proxy.feedRequests - refusedAt} requests since)`);
       await sleep(25);
     }
-    assert.equal((await collectionsOf(client(b, busy))).forms, T, "the write B's feed missed while cut must show on B's next read");
-    const before = proxy.stateReads;
-    for (let i = 0; i < 5; i++) await collectionsOf(client(b, quiet));
-    assert.equal(proxy.stateReads - before, 0, "the unchanged user's state, cached before the cut, must still be trusted");
+    assert.equal((await collectionsOf(env.client(b, busy))).forms, T, "the write B's feed missed while cut must show on B's next read");
+    const before = env.proxy.stateReads;
+    for (let i = 0; i < 5; i++) await collectionsOf(env.client(b, quiet));
+    assert.equal(env.proxy.stateReads - before, 0, "the unchanged user's state, cached before the cut, must still be trusted");
   });
 });
