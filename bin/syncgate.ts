@@ -7,6 +7,7 @@ import { makeToken } from '../server/auth/tokenlib.js';
 import { ConfigError, loadConfig, type Config } from '../server/config.js';
 import { PouchBackend } from '../storage/pouch/pouch-backend.js';
 import { loadCommand } from '../load/cli.js';
+import { watchEvacuation, type Progress } from './evacuation-progress.js';
 import { AccountError, keyIdOf, LocalAccounts, type LocalAccount } from '../server/tokenserver/local-accounts.js';
 
 function config(): Config {
@@ -286,8 +287,27 @@ node
   .command('list')
   .option(...serverOption)
   .action((opts: { server?: string }) => adminCall('GET', '/nodes', opts));
+node
+  .command('drain <name>')
+  .description('take no new users; its users stay (with --move: moved to other nodes, with a progress bar)')
+  .option('--move', 'move every user off the node, a few at a time; running it again watches a drain in progress')
+  .option(...serverOption)
+  .action(async (name: string, opts: { move?: boolean; server?: string }) => {
+    if (!opts.move) return adminCall('POST', `/nodes/${encodeURIComponent(name)}/drain`, opts);
+    const path = `/nodes/${encodeURIComponent(name)}`;
+    await adminRequest('POST', `${path}/evacuate`, opts);
+    await watchEvacuation(`drain ${name}`, async () => [JSON.parse((await adminRequest('GET', `${path}/evacuation`, opts)) as string) as Progress]);
+  });
+operator
+  .command('evacuate <name>')
+  .description("move every user off the operator's nodes to other operators' nodes, with a progress bar")
+  .option(...serverOption)
+  .action(async (name: string, opts: { server?: string }) => {
+    const path = `/operators/${encodeURIComponent(name)}`;
+    await adminRequest('POST', `${path}/evacuate`, opts);
+    await watchEvacuation(`evacuate ${name}`, async () => JSON.parse((await adminRequest('GET', `${path}/evacuation`, opts)) as string) as Progress[]);
+  });
 for (const [state, what] of [
-  ['drain', 'take no new users; its users stay'],
   ['down', 'manual override: mark the node down'],
   ['up', 'clear drain or down'],
 ] as const) {
@@ -302,6 +322,40 @@ node
   .description('remove a node that holds no user database')
   .option(...serverOption)
   .action((name: string, opts: { server?: string }) => adminCall('DELETE', `/nodes/${encodeURIComponent(name)}`, opts));
+
+const user = program.command('user').description("a user's storage (admin API of a running gateway)");
+user
+  .command('move <who>')
+  .description('move a user (uid or account email) to another node while they keep syncing; waits until the move is over')
+  .requiredOption('--to <node>', 'the node to move to')
+  .option('--no-wait', 'start the move and print where it stands')
+  .option(...serverOption)
+  .action(async (who: string, opts: { to: string; wait: boolean; server?: string }) => {
+    const path = `/users/${encodeURIComponent(who)}/move`;
+    type Status = { uid: number; node: string; move: { stage: string; to: string } | null; lastMove: { to: string; outcome: string; at: number; reason?: string; switchMs?: number } | null };
+    let status = JSON.parse((await adminRequest('POST', path, opts, { to: opts.to })) as string) as Status;
+    const started = Date.now();
+    if (!opts.wait) {
+      process.stdout.write(`${JSON.stringify(status)}\n`);
+      return;
+    }
+    let stage = '';
+    while (status.move) {
+      if (status.move.stage !== stage) {
+        stage = status.move.stage;
+        process.stdout.write(`uid ${status.uid}: ${stage} to ${status.move.to}\n`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      status = JSON.parse((await adminRequest('GET', path, opts)) as string) as Status;
+    }
+    const last = status.lastMove;
+    if (last?.outcome === 'moved' && status.node === opts.to && last.at >= started - 60_000) {
+      process.stdout.write(`uid ${status.uid}: moved to ${status.node} in ${((Date.now() - started) / 1000).toFixed(1)} s (writes refused for ${last.switchMs ?? 0} ms)\n`);
+      return;
+    }
+    process.stderr.write(`syncgate user move: uid ${status.uid} stays on ${status.node}${last?.reason ? `: ${last.reason}` : ''}\n`);
+    process.exit(1);
+  });
 
 /**
  * A uid whose database does not exist yet, for a storage node behind another tokenserver. The

@@ -145,11 +145,30 @@ export class NodeAdmin {
     };
   }
 
+  /** How many live uids have their primary or replica on the node, or a move bringing them there. */
+  async usersOn(name: string, pageSize = 1000): Promise<number> {
+    let held = 0;
+    let start = 'uid:';
+    for (;;) {
+      const page = await this.db.range<UidDoc>(start, 'uid:\ufff0', pageSize + 1);
+      for (const u of page.slice(0, pageSize)) {
+        // Deleted accounts' storage is queued for deletion, not moved.
+        if (u.purgedAt !== undefined || u.revokedAt !== undefined) continue;
+        if ([u.node, u.replica, u.move?.to, u.move?.replica].includes(name)) held++;
+      }
+      if (page.length <= pageSize) return held;
+      start = (page[pageSize] as UidDoc)._id;
+    }
+  }
+
   async removeNode(name: string): Promise<void> {
     if (name === DEFAULT_NODE) throw new AdminError(409, 'the default node is this gateway\'s own store and cannot be removed');
     const node = await this.db.get<NodeDoc>(`node:${name}`);
     if (!node) throw new AdminError(404, `no node ${name}`);
-    if ((node.assigned ?? 0) > 0) throw new AdminError(409, `node ${name} still holds ${node.assigned} user databases; drain it and move them first`);
+    // The count is kept at placement and moves; the placements themselves decide (a move
+    // interrupted between its switch and its count leaves the count off by one).
+    const held = await this.usersOn(name);
+    if (held > 0) throw new AdminError(409, `node ${name} still holds ${held} user databases; drain it and move them first`);
     if ((await this.write({ ...node, _deleted: true })) === 'conflict') throw new AdminError(409, `node ${name} changed meanwhile; try again`);
   }
 }

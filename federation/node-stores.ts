@@ -17,6 +17,8 @@ import { DEFAULT_NODE, servable, type NodeDoc, type Registry } from './registry.
 
 /** How long a client should wait when neither copy of its storage can be served. */
 export const FAILOVER_RETRY_AFTER = 5;
+/** How long a client should wait while its storage is switched to another node (a move). */
+export const MOVE_RETRY_AFTER = 2;
 
 /** A Couch node as this gateway reaches it. */
 export interface NodeEndpoint {
@@ -42,6 +44,8 @@ export interface Route {
   other: string | undefined;
   /** Writes are acknowledged only once the other copy has them. */
   synchronous: boolean;
+  /** The user's primary when the route was made. */
+  primary: string;
 }
 
 export class NodeStores {
@@ -87,6 +91,9 @@ export class NodeStores {
     for (const n of [primary, replica]) if (n !== undefined && n !== DEFAULT_NODE && !this.registry.node(n)) await this.registry.freshNode(n);
     let node = primary;
     let other = replica;
+    if (placed?.move?.switchingSince !== undefined) {
+      throw new SyncError('unavailable', `uid ${uid} is moving to node ${placed.move.to}`, { retryAfter: MOVE_RETRY_AFTER });
+    }
     if (primary !== DEFAULT_NODE && this.registry.node(primary)?.switchingSince !== undefined) {
       throw new SyncError('unavailable', `node ${primary} is taking its users back`, { retryAfter: FAILOVER_RETRY_AFTER });
     }
@@ -100,7 +107,18 @@ export class NodeStores {
     const doc = this.registry.node(node);
     const synchronous = other !== undefined && (doc?.synchronous ?? false);
     const store = node === DEFAULT_NODE ? this.defaultStore : await this.open(node).store;
-    return { store, node, other, synchronous };
+    return { store, node, other, synchronous, primary };
+  }
+
+  /**
+   * Whether a write that just succeeded on route.node may be acknowledged: the uid is not in a
+   * move's switch, and its primary is the one the route was made for. A write that lands on the
+   * source copy after a move's last copy would be lost with it: it is answered 503 instead, and
+   * the client sends it again, to the new primary.
+   */
+  async stillRoutes(uid: string, route: Route): Promise<boolean> {
+    const placed = await this.registry.placement(Number(uid));
+    return placed?.move?.switchingSince === undefined && (placed?.node ?? DEFAULT_NODE) === route.primary;
   }
 
   /** The store of a named node (failback works on a node before it serves again). */

@@ -40,6 +40,31 @@ export interface UidDoc extends Doc {
   purgedAt?: number;
   /** The account was deleted: storage refuses this uid's tokens, whatever their expiry. */
   revokedAt?: number;
+  /** A move of this uid's storage to other nodes, in progress (federation/user-move.ts). */
+  move?: MoveRecord;
+  /** How the last move ended. */
+  lastMove?: { to: string; outcome: 'moved' | 'rolled back'; at: number; reason?: string; switchMs?: number };
+}
+
+export interface MoveRecord {
+  /** The new primary, and the new replica (none: the user has no other copy). */
+  to: string;
+  replica?: string;
+  /** Where the user was when the move was asked for. */
+  from: string;
+  fromReplica?: string;
+  requestedAt: number;
+  /** The gateway running it, until when (a lease: another gateway takes over after it). */
+  owner?: string;
+  until?: number;
+  /** The switch: since then the user's requests are refused (503) and the source copy retired. */
+  switchingSince?: number;
+  /** Undoing it (why): the switch is cleared at once, the record goes once nothing is left to undo. */
+  rollback?: string;
+  /** The source copy may be marked retired: unmarked before the record goes. */
+  unmark?: boolean;
+  /** Attempts that failed (a move that keeps failing is rolled back). */
+  failures?: number;
 }
 
 export interface OperatorDoc extends Doc {
@@ -71,6 +96,10 @@ export interface NodeDoc extends Doc {
   downed: boolean;
   /** Takes no new users; its users stay (`node drain`). */
   draining?: boolean;
+  /** Its users are being moved off it (`node drain --move`, `operator evacuate`): federation/evacuation.ts. */
+  evacuating?: Evacuation;
+  /** How the last evacuation went, once it is over. */
+  evacuated?: { since: number; total: number; endedAt: number };
   synchronous?: boolean;
   createdAt?: number;
   /** Set by a gateway's health monitor when the node stopped answering (federation/node-health.ts). */
@@ -89,6 +118,18 @@ export interface NodeDoc extends Doc {
   switchingSince?: number;
 }
 
+export interface Evacuation {
+  since: number;
+  /** User databases on the node when it began. */
+  total: number;
+  /** Only to nodes of other operators (`operator evacuate`). */
+  otherOperators?: boolean;
+  /** Where the current pass over the uids is (a uid document id); passes go on until one finds nobody. */
+  cursor?: string;
+  /** Users found on the node in the current pass. */
+  found?: number;
+}
+
 /** Whether requests may go to the node: not downed, not failed, nothing left to merge back. */
 export const servable = (n: NodeDoc | undefined): n is NodeDoc => n !== undefined && !n.downed && n.failedAt === undefined && !n.needsMerge;
 
@@ -98,6 +139,11 @@ export interface PurgeDoc extends Doc {
   email: string;
   node: string;
   notBefore: number;
+  /**
+   * Only the copy on `node`, left behind by a move (or a move rolled back): deleted unless the
+   * uid is placed there again, or a move is bringing it there, by then.
+   */
+  copy?: boolean;
   /** When the key change that queued it began (absent in entries of older versions). */
   queuedAt?: number;
 }
@@ -274,6 +320,65 @@ export class Registry {
     }
   }
 
+  /** The uid's document as stored now (not cached). */
+  async freshPlacement(uid: number): Promise<UidDoc | undefined> {
+    const doc = await this.db.get<UidDoc>(uidId(uid));
+    if (doc) this.observe(doc);
+    return doc;
+  }
+
+  /**
+   * Changes one uid document by compare-and-swap; `change` returns undefined to leave it as it
+   * is. Returns the document as stored afterwards (undefined: no such uid).
+   */
+  async updateUid(uid: number, change: (u: UidDoc) => UidDoc | undefined): Promise<UidDoc | undefined> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const doc = await this.db.get<UidDoc>(uidId(uid));
+      if (!doc) return undefined;
+      const next = change(structuredClone(doc));
+      if (!next) return doc;
+      const rev = await this.db.put(next);
+      if (rev !== 'conflict') {
+        next._rev = rev;
+        this.observe(next);
+        return next;
+      }
+    }
+    throw new Error(`uid ${uid}: registry contention`);
+  }
+
+  /** Adds to (or, negative, takes from) the count of user databases on each named node. */
+  countOn(nodes: Array<string | undefined>, delta: number): Promise<void> {
+    return this.countNodes(nodes, delta);
+  }
+
+  /** Queues the deletion of the copy of uid on node once `notBefore` has passed. */
+  async queueCopyPurge(uid: number, email: string, node: string, notBefore: number): Promise<void> {
+    const doc: PurgeDoc = { _id: `purge:${String(notBefore).padStart(15, '0')}:${uid}:${node}`, type: 'purge', uid, email, node, notBefore, queuedAt: this.now(), copy: true };
+    await this.db.put(doc); // a conflict: the same entry is queued already
+  }
+
+  /** Notes that uid has a move in progress: gateways find the moves to run or take over here. */
+  async noteMove(uid: number): Promise<void> {
+    await this.db.put({ _id: `move:${uid}`, type: 'move', uid, at: this.now() } as Doc); // a conflict: noted already
+  }
+
+  /** Drops the note; `olderThanMs`: only one written that long ago (a move may be asked for again). */
+  async forgetMove(uid: number, olderThanMs = 0): Promise<void> {
+    const doc = await this.db.get<Doc & { at?: number }>(`move:${uid}`);
+    if (doc && this.now() - (doc.at ?? 0) >= olderThanMs) await this.db.put({ ...doc, _deleted: true });
+  }
+
+  /** The uids with a move in progress. */
+  async moves(limit = 1000): Promise<number[]> {
+    return (await this.db.range<Doc & { uid: number }>('move:', 'move:\ufff0', limit)).map((d) => d.uid);
+  }
+
+  /** Uid documents from `startId` on, in id order (a page of a pass over every uid). */
+  uidPage(startId: string, limit: number): Promise<UidDoc[]> {
+    return this.db.range<UidDoc>(startId, 'uid:\ufff0', limit);
+  }
+
   /** Every node, as last seen in the registry. */
   allNodes(): NodeDoc[] {
     return [...this.nodes.values()];
@@ -359,8 +464,12 @@ export class Registry {
   }
 
   /** Keeps each node's count of user databases, by compare-and-swap on the node document. */
-  private async count(target: Placement, delta: number): Promise<void> {
-    for (const name of [target.primary, target.replica]) {
+  private count(target: Placement, delta: number): Promise<void> {
+    return this.countNodes([target.primary, target.replica], delta);
+  }
+
+  private async countNodes(names: Array<string | undefined>, delta: number): Promise<void> {
+    for (const name of names) {
       if (!name) continue;
       for (let attempt = 0; attempt < 10; attempt++) {
         const node = await this.db.get<NodeDoc>(`node:${name}`);
@@ -447,11 +556,21 @@ export class Registry {
    * Deletes the storage of replaced uids whose grace period is over, a few at a time. Any
    * gateway may run it; deleting a database twice is harmless.
    */
-  async purgeReplaced(destroy: (uid: number, node: string) => Promise<void>, limit = 20): Promise<number> {
+  async purgeReplaced(destroy: (uid: number, node: string) => Promise<void>, limit = 20, destroyCopy: (uid: number, node: string) => Promise<void> = destroy): Promise<number> {
     const due = `purge:${String(this.now()).padStart(15, '0')}:\ufff0`;
     const queued = await this.db.range<PurgeDoc>('purge:', due, limit);
     let purged = 0;
     for (const entry of queued) {
+      if (entry.copy) {
+        const placed = await this.db.get<UidDoc>(uidId(entry.uid));
+        const wanted = placed && [placed.node, placed.replica, placed.move?.to, placed.move?.replica].includes(entry.node);
+        if (!wanted) {
+          await destroyCopy(entry.uid, entry.node);
+          purged++;
+        }
+        await this.db.put({ ...entry, _deleted: true });
+        continue;
+      }
       const user = await this.user(entry.email);
       const row = user?.rows.find((r) => r.uid === entry.uid);
       if (row && row.replacedAt === undefined && this.now() - (entry.queuedAt ?? 0) < SWAP_SETTLE_MS) continue;

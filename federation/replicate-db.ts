@@ -142,3 +142,29 @@ export async function replicateDb(source: CouchClient, target: CouchClient, db: 
   }
   return { written, skipped };
 }
+
+/**
+ * How many revisions of the source's documents the target lacks: every leaf of every document,
+ * read from the source's whole changes feed and asked of the target with _revs_diff. Read-only;
+ * 0 means every record the source holds is on the target, in the same revision.
+ */
+export async function missingRevisions(source: CouchClient, target: CouchClient, db: string): Promise<number> {
+  let since: string | number = 0;
+  let missing = 0;
+  for (;;) {
+    let changes: { results: ChangeRow[]; last_seq: string | number };
+    try {
+      changes = await source.request({ method: 'GET', db, path: '_changes', qs: { since, style: 'all_docs', limit: BATCH } });
+    } catch (e) {
+      if (e instanceof CouchError && e.statusCode === 404) return 0;
+      throw e;
+    }
+    if (changes.results.length === 0) return missing;
+    const revs: Record<string, string[]> = {};
+    for (const row of changes.results) revs[row.id] = row.changes.map((c) => c.rev);
+    const diff = await target.request<Record<string, { missing?: string[] }>>({ method: 'POST', db, path: '_revs_diff', body: revs });
+    for (const d of Object.values(diff)) missing += d.missing?.length ?? 0;
+    since = changes.last_seq;
+    if (changes.results.length < BATCH) return missing;
+  }
+}

@@ -20,7 +20,7 @@ import type {
 } from '../storage/store.js';
 
 import type { Replicator } from './replicator.js';
-import { FAILOVER_RETRY_AFTER, type NodeStores, type Route } from './node-stores.js';
+import { FAILOVER_RETRY_AFTER, MOVE_RETRY_AFTER, type NodeStores, type Route } from './node-stores.js';
 
 export interface RoutedStoreHooks {
   replicator?: Replicator;
@@ -71,6 +71,9 @@ export class RoutedStore implements Store {
       result = await fn(route.store);
     } catch (e) {
       throw this.failure(route, e);
+    }
+    if (!(await this.nodes.stillRoutes(uid, route))) {
+      throw new SyncError('unavailable', `uid ${uid} moved during the write`, { retryAfter: MOVE_RETRY_AFTER });
     }
     this.touch(uid);
     const { replicator } = this.hooks;

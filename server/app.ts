@@ -11,7 +11,7 @@ import { overload } from './overload.js';
 import { opsRouter } from './routes/ops.js';
 import { syncRouter } from './routes/index.js';
 import type { NodeAdmin } from '../federation/node-admin.js';
-import { adminRouter, type ReplicationAdmin } from './routes/admin.js';
+import { adminRouter, type EvacuationAdmin, type MoveAdmin, type ReplicationAdmin } from './routes/admin.js';
 import { jwksRouter } from './routes/jwks.js';
 import { tokenRouter, type TokenDeps } from './routes/token.js';
 import { LOCAL_EMAIL_DOMAIN, type LocalAccounts } from './tokenserver/local-accounts.js';
@@ -32,7 +32,7 @@ export interface AppDeps {
   /** The accounts server Firefox signs in to (needs localAccounts: its issuer signs the access tokens). */
   accounts?: { store: AccountStore; throttle: SignInThrottle };
   /** The admin API, when an admin credential is configured. */
-  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin };
+  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin; moves?: MoveAdmin; evacuation?: EvacuationAdmin };
 }
 
 /** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */
@@ -95,7 +95,7 @@ export function createApp(deps: AppDeps, pages?: Koa.Middleware): Koa {
   }
   if (deps.admin) {
     const accounts = deps.accounts && { store: deps.accounts.store, config: deps.config, revokeStorage };
-    app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication, accounts).routes());
+    app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication, accounts, deps.admin.moves, deps.admin.evacuation).routes());
   }
   app.use(sync.routes());
   app.use(sync.allowedMethods());

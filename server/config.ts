@@ -75,6 +75,12 @@ export interface FederationConfig {
   healthTimeoutMs: number;
   /** How long a gateway merging a returned node holds it before another may take over. */
   failbackLeaseMs: number;
+  /** How long a gateway moving a user holds the move before another may take over. */
+  moveLeaseMs: number;
+  /** User moves one gateway runs at once. */
+  moveConcurrency: number;
+  /** How long the copies a moved user left stay (marked retired) before they are deleted. */
+  moveGraceMs: number;
 }
 
 /** The token endpoint (spec 9) and the identity providers whose access tokens it accepts. */
@@ -220,6 +226,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       healthFailures: int('SYNCGATE_HEALTH_FAILURES', 'health_failures', 3, 1, 100),
       healthTimeoutMs: int('SYNCGATE_HEALTH_TIMEOUT_MS', 'health_timeout_ms', 2000, 50),
       failbackLeaseMs: int('SYNCGATE_FAILBACK_LEASE_MS', 'failback_lease_ms', 30_000, 1000),
+      moveLeaseMs: int('SYNCGATE_MOVE_LEASE_MS', 'move_lease_ms', 30_000, 1000),
+      moveConcurrency: int('SYNCGATE_MOVE_CONCURRENCY', 'move_concurrency', 4, 1, 64),
+      moveGraceMs: int('SYNCGATE_MOVE_GRACE_SEC', 'move_grace_sec', 3600, 0) * 1000,
     },
   };
   const fxaOAuthUrl = str('SYNCGATE_FXA_OAUTH_URL', 'fxa_oauth_url', 'https://oauth.accounts.firefox.com').replace(/\/+$/, '');

@@ -6,6 +6,8 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { Failback } from '../federation/failback.js';
+import { Evacuator } from '../federation/evacuation.js';
+import { Mover } from '../federation/user-move.js';
 import { NodeAdmin } from '../federation/node-admin.js';
 import { NodeHealth } from '../federation/node-health.js';
 import { Replicator } from '../federation/replicator.js';
@@ -25,7 +27,7 @@ import { AccountStore } from './accounts/account-store.js';
 import { RegistryIssuerKey } from './tokenserver/shared-issuer-key.js';
 import { SignInThrottle } from './accounts/throttle.js';
 import { pagesMiddleware } from './routes/pages.js';
-import { LocalAccounts } from './tokenserver/local-accounts.js';
+import { LOCAL_EMAIL_DOMAIN, LocalAccounts } from './tokenserver/local-accounts.js';
 import { createVerifier } from './tokenserver/trusted-issuers.js';
 
 export interface RunningServer {
@@ -102,15 +104,33 @@ export async function startServer(config: Config, logger = createLogger(config.l
     onSkipped: (skipped, from, to) => logger.warn({ from, to, skipped: skipped.length, first: skipped[0] }, 'replication: revisions the source could not give'),
   });
   const failback = new Failback(registry, nodeStores, { owner: randomBytes(8).toString('hex'), leaseMs: config.federation.failbackLeaseMs, propagationMs: registryDb.shared ? 2500 : 0 }, logger);
+  const mover = new Mover(
+    registry,
+    nodeStores,
+    { owner: randomBytes(8).toString('hex'), leaseMs: fed.moveLeaseMs, propagationMs: registryDb.shared ? 2500 : 0, graceMs: fed.moveGraceMs, concurrency: fed.moveConcurrency },
+    logger,
+  );
+  const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir, new RegistryIssuerKey(registryDb.db, masterSecret)) : undefined;
+  const accountStore = localAccounts ? new AccountStore(registryDb.db) : undefined;
+  const evacuator = new Evacuator(registry, nodeStores, mover, { concurrency: fed.moveConcurrency }, logger);
   const admin = config.adminToken
     ? {
+        evacuation: evacuator,
         nodes: new NodeAdmin(registryDb.db, secrets, () => registry.follow()),
         token: config.adminToken,
         replication: { view: () => ({ replication: replicator.stats(), health: health.view() }), reset: () => replicator.resetStats() },
+        moves: {
+          // A person's email names a local account or one Firefox signs in to; the registry
+          // knows each by its `sub` (trusted-issuers.ts).
+          resolve: async (who: string) => {
+            const subs = [(await localAccounts?.get(who))?.sub, (await accountStore?.byEmail(who))?.uid];
+            return mover.resolve(who, [who, ...subs.filter((s): s is string => s !== undefined).map((s) => `${s}@${LOCAL_EMAIL_DOMAIN}`)]);
+          },
+          request: (uid: number, to: string) => mover.request(uid, to),
+          status: (uid: number) => mover.status(uid),
+        },
       }
     : undefined;
-  const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir, new RegistryIssuerKey(registryDb.db, masterSecret)) : undefined;
-  const accountStore = localAccounts ? new AccountStore(registryDb.db) : undefined;
   const verifier = await createVerifier(config, localAccounts, accountStore);
 
   const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin, ...(accountStore ? { accounts: { store: accountStore, throttle: new SignInThrottle() } } : {}) }, accountStore ? await pagesMiddleware() : undefined);
@@ -128,6 +148,8 @@ export async function startServer(config: Config, logger = createLogger(config.l
   replicator.start();
   const timers = [
     every(1000, logger, 'failback', () => failback.tick()),
+    every(1000, logger, 'user moves', () => mover.tick()),
+    every(2000, logger, 'node evacuation', () => evacuator.tick()),
     every(config.purgeIntervalSec * 1000, logger, 'purge', async () => {
       for (const s of await nodeStores.all()) await s.purge();
     }),
@@ -139,6 +161,9 @@ export async function startServer(config: Config, logger = createLogger(config.l
         const replica = (await registry.placement(uid))?.replica;
         if (replica !== undefined && replica !== node) await nodeStores.destroy(String(uid), replica).catch(() => undefined);
         logger.info({ uidsPurged: 1 }, 'storage of a replaced uid deleted');
+      }, 20, async (uid, node) => {
+        await nodeStores.destroy(String(uid), node);
+        logger.info({ uid, node }, 'copy left by a move deleted');
       }),
     ),
   ];

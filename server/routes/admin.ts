@@ -6,6 +6,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { AdminError, type NodeAdmin } from '../../federation/node-admin.js';
+import type { EvacuationProgress } from '../../federation/evacuation.js';
+import type { MoveStatus } from '../../federation/user-move.js';
 import { parseJson, readBody } from '../request/body.js';
 import { accountAdminRoutes, type AccountsAdmin } from './admin-accounts.js';
 
@@ -18,7 +20,21 @@ export interface ReplicationAdmin {
   reset(): void;
 }
 
-export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin, accounts?: AccountsAdmin): Router {
+/** Moving users between nodes (federation/user-move.ts). */
+export interface MoveAdmin {
+  /** A uid, or the current uid of an account's email. */
+  resolve(who: string): Promise<number>;
+  request(uid: number, to: string): Promise<MoveStatus>;
+  status(uid: number): Promise<MoveStatus>;
+}
+
+/** Emptying nodes by moving their users (federation/evacuation.ts). */
+export interface EvacuationAdmin {
+  start(node: string, otherOperators?: boolean): Promise<EvacuationProgress>;
+  progress(node: string): Promise<EvacuationProgress>;
+}
+
+export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin, accounts?: AccountsAdmin, moves?: MoveAdmin, evacuation?: EvacuationAdmin): Router {
   const expected = digest(token);
   const router = new Router({ prefix: '/__admin__' });
 
@@ -103,6 +119,32 @@ export function adminRouter(admin: NodeAdmin, token: string, replication?: Repli
     await admin.removeNode(ctx.params.name ?? '');
     json(ctx, 200, { removed: ctx.params.name });
   });
+  if (moves) {
+    // Starts the move (it runs in the background, on whichever gateway holds it) and answers
+    // where it stands; GET answers the same until the move is over (`lastMove`).
+    router.post('/users/:who/move', async (ctx) => {
+      const b = await body(ctx);
+      if (typeof b.to !== 'string') throw new AdminError(400, 'to (the node to move to) is required');
+      json(ctx, 202, await moves.request(await moves.resolve(ctx.params.who ?? ''), b.to));
+    });
+    router.get('/users/:who/move', async (ctx) => json(ctx, 200, await moves.status(await moves.resolve(ctx.params.who ?? ''))));
+  }
+  if (evacuation) {
+    // `node drain <node> --move`: its users are moved off (in the background, by every
+    // gateway); GET answers how far it is.
+    router.post('/nodes/:name/evacuate', async (ctx) => json(ctx, 202, await evacuation.start(ctx.params.name ?? '')));
+    router.get('/nodes/:name/evacuation', async (ctx) => json(ctx, 200, await evacuation.progress(ctx.params.name ?? '')));
+    // `operator evacuate <name>`: every node of the operator, to other operators' nodes.
+    const nodesOf = async (operator: string) => {
+      if (!(await admin.operators()).some((o) => o.name === operator)) throw new AdminError(404, `no operator ${operator}`);
+      return (await admin.nodes()).filter((n) => n.operator === operator).map((n) => n.name);
+    };
+    router.post('/operators/:name/evacuate', async (ctx) => {
+      const names = await nodesOf(ctx.params.name ?? '');
+      json(ctx, 202, await Promise.all(names.map((n) => evacuation.start(n, true))));
+    });
+    router.get('/operators/:name/evacuation', async (ctx) => json(ctx, 200, await Promise.all((await nodesOf(ctx.params.name ?? '')).map((n) => evacuation.progress(n)))));
+  }
   if (accounts) accountAdminRoutes(router, accounts, json, body);
   return router;
 }

@@ -33,12 +33,16 @@ export class CouchDocDb implements DocDb {
     this.retired = true;
   }
 
-  /** Runs a request; a missing database is created once and the request retried. */
-  private async call<T>(req: CouchRequest): Promise<T> {
+  /**
+   * Runs a request; for a write (`create`), a missing database is created once and the write
+   * retried. Reads never create one: a database deleted under this gateway (a copy a move left
+   * behind) stays deleted, and a user who only reads an empty storage costs no database.
+   */
+  private async call<T>(req: CouchRequest, create = false): Promise<T> {
     try {
       return await this.client.request<T>(req);
     } catch (e) {
-      if (!missingDatabase(e) || this.retired) throw e;
+      if (!missingDatabase(e) || this.retired || !create) throw e;
       this.ensured ??= this.create().finally(() => (this.ensured = undefined));
       await this.ensured;
       return this.client.request<T>(req);
@@ -57,20 +61,26 @@ export class CouchDocDb implements DocDb {
   async getMany<T extends Doc>(ids: string[]): Promise<Map<string, T>> {
     const found = new Map<string, T>();
     if (ids.length === 0) return found;
-    const res = await this.call<{ rows: Row<T>[] }>({
-      method: 'POST',
-      db: this.name,
-      path: '_all_docs',
-      qs: { include_docs: true, conflicts: true },
-      body: { keys: ids },
-    });
+    let res: { rows: Row<T>[] };
+    try {
+      res = await this.call<{ rows: Row<T>[] }>({
+        method: 'POST',
+        db: this.name,
+        path: '_all_docs',
+        qs: { include_docs: true, conflicts: true },
+        body: { keys: ids },
+      });
+    } catch (e) {
+      if (missingDatabase(e)) return found;
+      throw e;
+    }
     for (const row of res.rows) if (row.doc) found.set(row.doc._id, row.doc);
     return found;
   }
 
   async put(doc: Doc): Promise<string | 'conflict'> {
     try {
-      const res = await this.call<{ rev: string }>({ method: 'PUT', db: this.name, doc: doc._id, body: writable(doc) });
+      const res = await this.call<{ rev: string }>({ method: 'PUT', db: this.name, doc: doc._id, body: writable(doc) }, true);
       return res.rev;
     } catch (e) {
       if (e instanceof CouchError && e.statusCode === 409) return 'conflict';
@@ -80,12 +90,10 @@ export class CouchDocDb implements DocDb {
 
   async bulk(docs: Doc[]): Promise<BulkResult[]> {
     if (docs.length === 0) return [];
-    const res = await this.call<Array<{ id: string; rev?: string; error?: string }>>({
-      method: 'POST',
-      db: this.name,
-      path: '_bulk_docs',
-      body: { docs: docs.map(writable) },
-    });
+    const res = await this.call<Array<{ id: string; rev?: string; error?: string }>>(
+      { method: 'POST', db: this.name, path: '_bulk_docs', body: { docs: docs.map(writable) } },
+      true,
+    );
     return res.map((r, i) => {
       const id = r.id ?? docs[i]?._id ?? '';
       if (r.error) return { id, ok: false, conflict: r.error === 'conflict' };
@@ -98,28 +106,37 @@ export class CouchDocDb implements DocDb {
   async range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]> {
     const qs: Record<string, unknown> = { startkey: startId, endkey: endId, include_docs: true };
     if (limit !== undefined) qs.limit = limit;
-    const res = await this.call<{ rows: Row<T>[] }>({ method: 'GET', db: this.name, path: '_all_docs', qs });
+    let res: { rows: Row<T>[] };
+    try {
+      res = await this.call<{ rows: Row<T>[] }>({ method: 'GET', db: this.name, path: '_all_docs', qs });
+    } catch (e) {
+      if (missingDatabase(e)) return [];
+      throw e;
+    }
     return res.rows.flatMap((r) => (r.doc ? [r.doc] : []));
   }
 
   async changes<T extends Doc>(since: string | number): Promise<Changes<T>> {
-    const res = await this.call<{ results: Array<{ id: string; deleted?: boolean; doc?: T }>; last_seq: string | number }>({
-      method: 'GET',
-      db: this.name,
-      path: '_changes',
-      qs: { since, include_docs: true, conflicts: true },
-    });
+    type Feed = { results: Array<{ id: string; deleted?: boolean; doc?: T }>; last_seq: string | number };
+    let res: Feed;
+    try {
+      res = await this.call<Feed>({ method: 'GET', db: this.name, path: '_changes', qs: { since, include_docs: true, conflicts: true } });
+    } catch (e) {
+      if (missingDatabase(e)) return { docs: [], lastSeq: since };
+      throw e;
+    }
     const docs = res.results.map((r) => (r.deleted || !r.doc ? { _id: r.id, _deleted: true as const } : r.doc));
     return { docs, lastSeq: res.last_seq };
   }
 
   async revisions<T extends Doc>(id: string, revs: string[]): Promise<T[]> {
-    const res = await this.call<Array<{ ok?: T }>>({
-      method: 'GET',
-      db: this.name,
-      doc: id,
-      qs: { open_revs: JSON.stringify(revs) },
-    });
+    let res: Array<{ ok?: T }>;
+    try {
+      res = await this.call<Array<{ ok?: T }>>({ method: 'GET', db: this.name, doc: id, qs: { open_revs: JSON.stringify(revs) } });
+    } catch (e) {
+      if (missingDatabase(e)) return [];
+      throw e;
+    }
     return res.flatMap((r) => (r.ok ? [r.ok] : []));
   }
 

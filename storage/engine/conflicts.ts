@@ -14,7 +14,11 @@ export function pickRecord(versions: RecordDoc[]): RecordDoc {
   });
 }
 
-/** State: every timestamp is the newest either side saw; a deletion wins over older writes. */
+/**
+ * State: every timestamp is the newest either side saw; a deletion wins over older writes. A
+ * retirement mark is not carried: a conflict means both copies were written, so neither is a
+ * copy a finished move left behind (the mover marks again if it still needs to).
+ */
 export function mergeStates(versions: StateDoc[]): StateDoc {
   const merged: StateDoc = { _id: STATE_ID, storage: 0, collections: {}, cleared: {}, clearedAll: 0, pending: null };
   for (const v of versions) {

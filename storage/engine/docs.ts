@@ -63,6 +63,11 @@ export interface StateDoc extends Doc {
   pending?: Pending | null;
   /** Version of the design document known to be installed: checking it costs no request. */
   design?: number;
+  /**
+   * The node whose copy this is no longer serves: the user was moved away from it
+   * (federation/user-move.ts). Its gateways refuse the user there, whatever their registry says.
+   */
+  retired?: string;
 }
 
 export interface BatchDoc extends Doc {

@@ -432,6 +432,14 @@ export class SyncStore implements Store {
     return restamped;
   }
 
+  /**
+   * Marks this node's copy of the user retired (a move's switch: the user is served elsewhere
+   * from now on, and gateways that still send requests here get 503) or serving again.
+   */
+  retire(uid: string, node: string | undefined): Promise<void> {
+    return this.pool.use(uid, (u) => u.locked(() => u.markRetired(node)));
+  }
+
   /** Deletes the user's database: for uids the registry has replaced, never for a live one. */
   destroy(uid: string): Promise<void> {
     return this.pool.destroy(uid);
@@ -460,7 +468,13 @@ export class SyncStore implements Store {
       if (u.neverPurgedOnly() && first++ >= firstPurges) continue;
       // Closed (or destroyed) since the list was taken: reading it would open it again.
       if (!this.pool.isOpen(uid)) continue;
-      removed += await this.read(uid, async (u, s) => purgeSlice(u, s, now));
+      try {
+        removed += await this.read(uid, async (u, s) => purgeSlice(u, s, now));
+      } catch (e) {
+        // A copy the user moved away from (served elsewhere, deleted later), or a write of
+        // theirs that cannot be finished now: the others are purged all the same.
+        if (!(e instanceof SyncError && e.code === 'unavailable')) throw e;
+      }
     }
     return removed;
   }

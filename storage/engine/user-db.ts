@@ -56,6 +56,9 @@ const CAS_ATTEMPTS = 8;
 
 export class Retry extends Error {}
 
+/** Seconds a client waits after meeting a copy its user moved away from. */
+const MOVED_RETRY_AFTER = 2;
+
 export interface UserDbOptions {
   /** Only this process opens the database (embedded store): any pending write is orphaned. */
   exclusive: boolean;
@@ -226,7 +229,7 @@ export class UserDb {
   }
 
   /** The committed state; finishes an orphaned write first. */
-  async readState(): Promise<StateDoc> {
+  async readState(opts: { retired?: boolean } = {}): Promise<StateDoc> {
     const deadline = Date.now() + 2 * this.opts.leaseMs;
     for (;;) {
       let state = await this.db.get<StateDoc>(STATE_ID);
@@ -246,7 +249,12 @@ export class UserDb {
       }
       const p = state.pending;
       if (!p) {
-        this.checkDesign(state);
+        if (!opts.retired && this.opts.node !== undefined && state.retired === this.opts.node) {
+          throw new SyncError('unavailable', `the user moved away from node ${this.opts.node}`, { retryAfter: MOVED_RETRY_AFTER });
+        }
+        // A database with no state yet gets the design document when it is created; checked
+        // here, a copy deleted under this gateway (a move's old copy) would be created again.
+        if (state._rev !== undefined) this.checkDesign(state);
         this.lastStateRev = state._rev;
         if (state._rev !== undefined) this.neverWritten = false;
         this.firstStateRev ??= state._rev;
@@ -272,6 +280,9 @@ export class UserDb {
   private async rebuildState(): Promise<StateDoc | 'moved' | undefined> {
     const leaves = await this.db.leaves<StateDoc>(STATE_ID);
     if (leaves.length === 0) {
+      // It was there when this gateway last looked: the database was deleted under it (a copy
+      // a move left behind). Read as never written, a write would create it again, and be lost.
+      if (this.lastStateRev !== undefined) throw new SyncError('unavailable', 'the user database was deleted from this node', { retryAfter: MOVED_RETRY_AFTER });
       this.neverWritten = true;
       return undefined;
     }
@@ -299,6 +310,25 @@ export class UserDb {
   /** A pending write begun on another node's copy of this database: nobody is finishing it here. */
   private replicatedHere(p: Pending): boolean {
     return p.node !== undefined && this.opts.node !== undefined && p.node !== this.opts.node;
+  }
+
+  /**
+   * Marks this copy retired on `node` (a move's switch) or serving again (undefined: the move
+   * rolled back, or the user moved back). Waits for, or finishes, a write in flight first, so
+   * the mark lands on a committed state. The caller holds the user's lock.
+   */
+  async markRetired(node: string | undefined): Promise<void> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS * 4; attempt++) {
+      const state = await this.readState({ retired: true });
+      if (state.retired === node) return;
+      const next = structuredClone(state);
+      if (node === undefined) delete next.retired;
+      else next.retired = node;
+      const rev = await this.db.put(next);
+      this.invalidate();
+      if (rev !== 'conflict') return;
+    }
+    throw new SyncError('conflict', 'the state kept changing while marking the copy');
   }
 
   /** Brings the record index up to the given state. */
