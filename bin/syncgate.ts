@@ -357,6 +357,37 @@ user
     process.exit(1);
   });
 
+user
+  .command('couch <who>')
+  .description("move a user's storage to their own Couch (checked as any node; only theirs), or with --remove back to the operators' nodes; waits until it is there")
+  .option('--url <couch url>', 'http(s)://user:pass@host:5984 of their Couch; the credentials are stored encrypted')
+  .option('--replica', "keep a replica on an operator's node (failover while their Couch is out)")
+  .option('--remove', "move the storage back to the operators' nodes and forget their Couch")
+  .option(...serverOption)
+  .action(async (who: string, opts: { url?: string; replica?: boolean; remove?: boolean; server?: string }) => {
+    if (!opts.url === !opts.remove) {
+      process.stderr.write('syncgate user couch: give exactly one of --url or --remove\n');
+      process.exit(2);
+    }
+    const path = `/users/${encodeURIComponent(who)}`;
+    if (opts.remove) await adminRequest('DELETE', `${path}/couch`, opts);
+    else await adminRequest('POST', `${path}/couch`, opts, { url: opts.url, replica: opts.replica === true });
+    type Status = { uid: number; node: string; replica: string | null; move: { stage: string } | null; lastMove: { outcome: string; reason?: string } | null };
+    for (;;) {
+      const status = JSON.parse((await adminRequest('GET', `${path}/move`, opts)) as string) as Status;
+      const own = status.node === `own-${status.uid}`;
+      if (!status.move && own !== Boolean(opts.remove)) {
+        process.stdout.write(`uid ${status.uid}: on ${status.node}${status.replica ? `, replica on ${status.replica}` : ', no replica'}\n`);
+        return;
+      }
+      if (!status.move && status.lastMove?.outcome === 'rolled back' && !opts.remove) {
+        process.stderr.write(`syncgate user couch: uid ${status.uid} stays on ${status.node}: ${status.lastMove.reason ?? 'rolled back'}\n`);
+        process.exit(1);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
+
 /**
  * A uid whose database does not exist yet, for a storage node behind another tokenserver. The
  * embedded store can say so only while no gateway holds its data folder; otherwise (and on

@@ -143,6 +143,8 @@ export class Evacuator {
         return next;
       });
       this.logger.info({ node: name, ms: Date.now() - ev.since, users: ev.total }, 'node emptied: no user database left on it');
+      // A person's own Couch that they gave up: it leaves the registry with its user.
+      if (node.removeWhenEmpty) await this.registry.removeNode(name);
       return;
     }
     this.logger.debug({ node: name, found, inFlight }, 'evacuation: a pass over the uids is over; another begins');
@@ -163,7 +165,7 @@ export class Evacuator {
   private targetFor(doc: UidDoc, from: NodeDoc, otherOperators: boolean): string | undefined {
     const candidates = this.registry
       .allNodes()
-      .filter((n) => n.name !== from.name && n.couchUrl !== undefined && servable(n) && !n.draining && !n.evacuating && this.nodes.serves(n.name))
+      .filter((n) => n.name !== from.name && n.couchUrl !== undefined && n.owner === undefined && servable(n) && !n.draining && !n.evacuating && this.nodes.serves(n.name))
       .filter((n) => !otherOperators || operatorOf(n) !== operatorOf(from));
     const placed = place(
       candidates.map((n) => ({ name: n.name, operator: operatorOf(n), capacity: n.capacity, assigned: n.assigned ?? 0, weight: n.weight ?? 1, active: true })),

@@ -30,6 +30,8 @@ export interface NodeView {
   synchronous: boolean;
   /** What the node said of itself when it was added. */
   couch: CouchInfo | null;
+  /** A person's own Couch: the account (as the registry names it) it holds alone. */
+  owner?: string;
 }
 
 export function nodeView(n: NodeDoc): NodeView {
@@ -43,6 +45,7 @@ export function nodeView(n: NodeDoc): NodeView {
     state: n.downed ? 'down' : n.failedAt !== undefined ? 'failed' : n.needsMerge ? 'merging' : n.draining ? 'draining' : 'active',
     synchronous: n.synchronous ?? false,
     couch: n.couch ?? null,
+    ...(n.owner === undefined ? {} : { owner: n.owner }),
   };
 }
 
@@ -112,6 +115,61 @@ export class NodeAdmin {
     if (split.credentials) doc.credentials = await this.secrets.seal(split.credentials);
     if ((await this.write(doc)) === 'conflict') throw new AdminError(409, `node ${name} exists`);
     return nodeView(doc);
+  }
+
+  /**
+   * A person's own Couch, for their account alone (`owner`, as the registry names it): checked
+   * as any node (reachable, version, admin rights, _security honoured), credentials sealed as
+   * any node's. It takes no placements (weight 0, and placement skips owned nodes); asked again
+   * with another URL or password, it is updated.
+   */
+  async addOwnCouch(name: string, owner: string, url: string): Promise<NodeView> {
+    let split;
+    try {
+      split = splitCouchUrl(url);
+    } catch {
+      throw new AdminError(400, 'url must be an http(s) Couch URL such as https://user:pass@couch.example:6984');
+    }
+    let couch: CouchInfo | void;
+    try {
+      couch = await this.check(url);
+    } catch (e) {
+      throw new AdminError(422, `that Couch was refused: ${(e as Error).message}`);
+    }
+    for (;;) {
+      const existing = await this.db.get<NodeDoc>(`node:${name}`);
+      if (existing && existing.owner !== owner) throw new AdminError(409, `node ${name} exists`);
+      const doc: NodeDoc = {
+        ...(existing ?? {}),
+        _id: `node:${name}`,
+        type: 'node',
+        name,
+        owner,
+        couchUrl: split.url,
+        capacity: 1,
+        weight: 0,
+        assigned: existing?.assigned ?? 0,
+        downed: false,
+        draining: false,
+        synchronous: false,
+        createdAt: existing?.createdAt ?? Date.now(),
+      };
+      delete doc.removeWhenEmpty;
+      if (couch) doc.couch = couch;
+      if (split.credentials) doc.credentials = await this.secrets.seal(split.credentials);
+      else delete doc.credentials;
+      if ((await this.write(doc)) !== 'conflict') return nodeView(doc);
+    }
+  }
+
+  /** Marks a person's own Couch to leave the registry once its user has moved off it. */
+  async retireOwnCouch(name: string, owner: string): Promise<void> {
+    for (;;) {
+      const node = await this.db.get<NodeDoc>(`node:${name}`);
+      if (!node || node.owner !== owner) throw new AdminError(404, 'this account has no own Couch');
+      if (node.removeWhenEmpty) return;
+      if ((await this.write({ ...node, removeWhenEmpty: true } as NodeDoc)) !== 'conflict') return;
+    }
   }
 
   async nodes(): Promise<NodeView[]> {

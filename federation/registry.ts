@@ -98,6 +98,12 @@ export interface NodeDoc extends Doc {
   draining?: boolean;
   /** Its users are being moved off it (`node drain --move`, `operator evacuate`): federation/evacuation.ts. */
   evacuating?: Evacuation;
+  /**
+   * A person's own Couch: it holds only this account's storage (registry email), is never
+   * chosen for anyone else, and is removed from the registry once its user has moved off.
+   */
+  owner?: string;
+  removeWhenEmpty?: boolean;
   /** How the last evacuation went, once it is over. */
   evacuated?: { since: number; total: number; endedAt: number };
   synchronous?: boolean;
@@ -307,6 +313,18 @@ export class Registry {
     throw new Error(`node ${name}: registry contention`);
   }
 
+  /** Drops a node document (one that holds no user database any more). */
+  async removeNode(name: string): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const doc = await this.db.get<NodeDoc>(`node:${name}`);
+      if (!doc) return;
+      if ((await this.db.put({ ...doc, _deleted: true })) !== 'conflict') {
+        this.nodes.delete(name);
+        return;
+      }
+    }
+  }
+
   /** Every uid whose primary or replica is the node, a page at a time (a scan: failback is rare). */
   async *uidsOn(node: string, pageSize = 500): AsyncGenerator<UidDoc> {
     let start = 'uid:';
@@ -455,7 +473,7 @@ export class Registry {
         capacity: n.capacity,
         assigned: n.assigned ?? 0,
         weight: n.weight ?? 1,
-        active: servable(n) && !n.draining,
+        active: servable(n) && !n.draining && n.owner === undefined,
       })),
       email,
     );

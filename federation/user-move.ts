@@ -98,8 +98,11 @@ export class Mover {
     return moveStatus(doc);
   }
 
-  /** Asks for uid to be moved to node `to`; the move runs in the background (tick). */
-  async request(uid: number, to: string): Promise<MoveStatus> {
+  /**
+   * Asks for uid to be moved to node `to`; the move runs in the background (tick). To a
+   * person's own Couch (only theirs), a replica on an operator's node is kept only if asked.
+   */
+  async request(uid: number, to: string, opts: { replica?: boolean } = {}): Promise<MoveStatus> {
     const doc = await this.registry.freshPlacement(uid);
     if (!doc) throw new AdminError(404, `no uid ${uid} in the registry`);
     if (doc.revokedAt !== undefined || doc.purgedAt !== undefined) throw new AdminError(409, `uid ${uid} no longer has storage (account deleted or key changed)`);
@@ -116,7 +119,8 @@ export class Mover {
       throw new AdminError(409, 'users move between Couch nodes only (the embedded default node cannot be replicated)');
     }
     if (!this.nodes.serves(doc.node)) throw new AdminError(409, `node ${doc.node} is out: its users are moved once it is back`);
-    const replica = this.replicaFor(target, doc);
+    if (target.owner !== undefined && target.owner !== doc.email) throw new AdminError(409, `node ${to} is another person's own Couch`);
+    const replica = target.owner !== undefined && opts.replica !== true ? undefined : this.replicaFor(target, doc);
     const move: MoveRecord = { to, from: doc.node, requestedAt: Date.now(), ...(replica ? { replica } : {}), ...(doc.replica ? { fromReplica: doc.replica } : {}) };
     const stored = await this.registry.updateUid(uid, (u) => (u.move || u.node !== doc.node ? undefined : { ...u, move }));
     if (!stored?.move || stored.move.requestedAt !== move.requestedAt) {
@@ -139,7 +143,15 @@ export class Mover {
   private replicaFor(target: NodeDoc, doc: UidDoc, avoid?: string): string | undefined {
     const operatorOf = (n: NodeDoc) => n.operator ?? n.name;
     const fits = (n: NodeDoc | undefined): n is NodeDoc =>
-      n !== undefined && n.couchUrl !== undefined && servable(n) && !n.draining && !n.evacuating && n.name !== target.name && n.name !== doc.node && n.name !== avoid;
+      n !== undefined &&
+      n.couchUrl !== undefined &&
+      n.owner === undefined &&
+      servable(n) &&
+      !n.draining &&
+      !n.evacuating &&
+      n.name !== target.name &&
+      n.name !== doc.node &&
+      n.name !== avoid;
     const current = doc.replica === undefined ? undefined : this.registry.node(doc.replica);
     const others = this.registry.allNodes().filter(fits);
     if (fits(current) && (operatorOf(current) !== operatorOf(target) || !others.some((n) => operatorOf(n) !== operatorOf(target)))) return current.name;

@@ -11,13 +11,13 @@ import { overload } from './overload.js';
 import { opsRouter } from './routes/ops.js';
 import { syncRouter } from './routes/index.js';
 import type { NodeAdmin } from '../federation/node-admin.js';
-import { adminRouter, type EvacuationAdmin, type MoveAdmin, type ReplicationAdmin } from './routes/admin.js';
+import { adminRouter, type EvacuationAdmin, type MoveAdmin, type OwnCouchAdmin, type ReplicationAdmin } from './routes/admin.js';
 import { jwksRouter } from './routes/jwks.js';
 import { tokenRouter, type TokenDeps } from './routes/token.js';
 import { LOCAL_EMAIL_DOMAIN, type LocalAccounts } from './tokenserver/local-accounts.js';
 import type { AccountStore } from './accounts/account-store.js';
 import type { SignInThrottle } from './accounts/throttle.js';
-import { accountsRouter } from './routes/accounts.js';
+import { accountsRouter, type OwnCouchService } from './routes/accounts.js';
 import { oauthRouter } from './routes/oauth.js';
 import { profileRouter, wellKnownRouter } from './routes/profile.js';
 
@@ -30,9 +30,9 @@ export interface AppDeps {
   tokens?: Pick<TokenDeps, 'registry' | 'verifier'>;
   localAccounts?: LocalAccounts;
   /** The accounts server Firefox signs in to (needs localAccounts: its issuer signs the access tokens). */
-  accounts?: { store: AccountStore; throttle: SignInThrottle };
+  accounts?: { store: AccountStore; throttle: SignInThrottle; ownCouch?: OwnCouchService };
   /** The admin API, when an admin credential is configured. */
-  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin; moves?: MoveAdmin; evacuation?: EvacuationAdmin };
+  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin; moves?: MoveAdmin; evacuation?: EvacuationAdmin; ownCouch?: OwnCouchAdmin };
 }
 
 /** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */
@@ -88,14 +88,14 @@ export function createApp(deps: AppDeps, pages?: Koa.Middleware): Koa {
   if (deps.localAccounts && deps.accounts) {
     const issued = { config: deps.config, accounts: deps.accounts.store, issuer: deps.localAccounts };
     app.use(wellKnownRouter(deps.config).routes());
-    app.use(accountsRouter({ ...issued, throttle: deps.accounts.throttle, revokeStorage }).routes());
+    app.use(accountsRouter({ ...issued, throttle: deps.accounts.throttle, revokeStorage, ...(deps.accounts.ownCouch ? { ownCouch: deps.accounts.ownCouch } : {}) }).routes());
     app.use(oauthRouter(issued).routes());
     app.use(profileRouter(issued).routes());
     if (pages) app.use(pages);
   }
   if (deps.admin) {
     const accounts = deps.accounts && { store: deps.accounts.store, config: deps.config, revokeStorage };
-    app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication, accounts, deps.admin.moves, deps.admin.evacuation).routes());
+    app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication, accounts, deps.admin.moves, deps.admin.evacuation, deps.admin.ownCouch).routes());
   }
   app.use(sync.routes());
   app.use(sync.allowedMethods());

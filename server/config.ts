@@ -81,6 +81,11 @@ export interface FederationConfig {
   moveConcurrency: number;
   /** How long the copies a moved user left stay (marked retired) before they are deleted. */
   moveGraceMs: number;
+  /**
+   * People may move their storage to their own Couch from the account page. The gateway then
+   * connects to a URL a person gives: off where it must reach nothing but the operators' nodes.
+   */
+  ownCouch: boolean;
 }
 
 /** The token endpoint (spec 9) and the identity providers whose access tokens it accepts. */
@@ -229,6 +234,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       moveLeaseMs: int('SYNCGATE_MOVE_LEASE_MS', 'move_lease_ms', 30_000, 1000),
       moveConcurrency: int('SYNCGATE_MOVE_CONCURRENCY', 'move_concurrency', 4, 1, 64),
       moveGraceMs: int('SYNCGATE_MOVE_GRACE_SEC', 'move_grace_sec', 3600, 0) * 1000,
+      ownCouch: bool('SYNCGATE_OWN_COUCH', 'own_couch', true),
     },
   };
   const fxaOAuthUrl = str('SYNCGATE_FXA_OAUTH_URL', 'fxa_oauth_url', 'https://oauth.accounts.firefox.com').replace(/\/+$/, '');

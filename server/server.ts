@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { Failback } from '../federation/failback.js';
 import { Evacuator } from '../federation/evacuation.js';
+import { OwnCouches } from '../federation/own-couch.js';
 import { Mover } from '../federation/user-move.js';
 import { NodeAdmin } from '../federation/node-admin.js';
 import { NodeHealth } from '../federation/node-health.js';
@@ -113,19 +114,31 @@ export async function startServer(config: Config, logger = createLogger(config.l
   const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir, new RegistryIssuerKey(registryDb.db, masterSecret)) : undefined;
   const accountStore = localAccounts ? new AccountStore(registryDb.db) : undefined;
   const evacuator = new Evacuator(registry, nodeStores, mover, { concurrency: fed.moveConcurrency }, logger);
+  const nodeAdmin = new NodeAdmin(registryDb.db, secrets, () => registry.follow());
+  const ownCouches = new OwnCouches(registry, nodeAdmin, mover, evacuator);
+  // A person's email names a local account or one Firefox signs in to; the registry knows each
+  // by its `sub` (trusted-issuers.ts).
+  const resolveUser = async (who: string) => {
+    const subs = [(await localAccounts?.get(who))?.sub, (await accountStore?.byEmail(who))?.uid];
+    return mover.resolve(who, [who, ...subs.filter((s): s is string => s !== undefined).map((s) => `${s}@${LOCAL_EMAIL_DOMAIN}`)]);
+  };
+  // The account page names the account by its `sub`, as the registry does.
+  const ownCouchOfAccount = {
+    add: async (sub: string, url: string, replica: boolean) => ownCouches.add(await mover.resolve(`${sub}@${LOCAL_EMAIL_DOMAIN}`), url, replica),
+    remove: async (sub: string) => ownCouches.remove(await mover.resolve(`${sub}@${LOCAL_EMAIL_DOMAIN}`)),
+  };
   const admin = config.adminToken
     ? {
+        ownCouch: {
+          add: async (who: string, url: string, replica: boolean) => ownCouches.add(await resolveUser(who), url, replica),
+          remove: async (who: string) => ownCouches.remove(await resolveUser(who)),
+        },
         evacuation: evacuator,
-        nodes: new NodeAdmin(registryDb.db, secrets, () => registry.follow()),
+        nodes: nodeAdmin,
         token: config.adminToken,
         replication: { view: () => ({ replication: replicator.stats(), health: health.view() }), reset: () => replicator.resetStats() },
         moves: {
-          // A person's email names a local account or one Firefox signs in to; the registry
-          // knows each by its `sub` (trusted-issuers.ts).
-          resolve: async (who: string) => {
-            const subs = [(await localAccounts?.get(who))?.sub, (await accountStore?.byEmail(who))?.uid];
-            return mover.resolve(who, [who, ...subs.filter((s): s is string => s !== undefined).map((s) => `${s}@${LOCAL_EMAIL_DOMAIN}`)]);
-          },
+          resolve: resolveUser,
           request: (uid: number, to: string) => mover.request(uid, to),
           status: (uid: number) => mover.status(uid),
         },
@@ -133,7 +146,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     : undefined;
   const verifier = await createVerifier(config, localAccounts, accountStore);
 
-  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin, ...(accountStore ? { accounts: { store: accountStore, throttle: new SignInThrottle() } } : {}) }, accountStore ? await pagesMiddleware() : undefined);
+  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin, ...(accountStore ? { accounts: { store: accountStore, throttle: new SignInThrottle(), ...(fed.ownCouch ? { ownCouch: ownCouchOfAccount } : {}) } } : {}) }, accountStore ? await pagesMiddleware() : undefined);
   const server: Server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {

@@ -280,3 +280,33 @@ $('change').addEventListener('submit', async (event) => {
     failure(err);
   }
 });
+
+// Your own Couch: the storage moves there (or back) once the password is proven.
+if (params.has('couch')) {
+  $('account').hidden = true;
+  $('own-couch').hidden = false;
+  $('title').textContent = 'Your own Couch';
+  $('couch-link').hidden = true;
+}
+
+async function ownCouch(remove) {
+  const email = $('couch-email').value.trim().toLowerCase();
+  const url = $('couch-url').value.trim();
+  if (!remove && !/^https?:\/\//.test(url)) return say('Enter the URL of your Couch, with its user and password.', 'error');
+  say(remove ? 'Moving your data back…' : 'Checking your Couch…');
+  try {
+    const { authPW } = await credentials(email, $('couch-password').value);
+    const body = remove ? { email, authPW: hex(authPW), remove: true } : { email, authPW: hex(authPW), url, replica: $('couch-replica').checked };
+    await call('POST', '/v1/syncgate/own-couch', body);
+    $('couch-password').value = '';
+    say(remove ? 'Your data is moving back to this server. Firefox keeps syncing meanwhile.' : 'Your Couch was accepted. Your data is moving there now; Firefox keeps syncing meanwhile.', 'done');
+  } catch (err) {
+    failure(err);
+  }
+}
+
+$('own-couch').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void ownCouch(false);
+});
+$('couch-back').addEventListener('click', () => void ownCouch(true));

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { AccountsError } from '../../common/errors.js';
+import { AdminError } from '../../federation/node-admin.js';
 import type { AccountDoc, AccountStore, Device, Session } from '../accounts/account-store.js';
 import { verifyHawk } from '../accounts/account-hawk.js';
 import { keyBundle, passwordRecord, unwrapKb } from '../accounts/onepw.js';
@@ -21,6 +22,14 @@ export interface AccountsDeps {
   throttle: SignInThrottle;
   /** The storage of an account whose key is dead: its tokens refused at once (federation/registry.ts). */
   revokeStorage(sub: string, how: 'reset' | 'deleted'): Promise<void>;
+  /** The account's storage to its own Couch, or back (federation/own-couch.ts); absent: not offered. */
+  ownCouch?: OwnCouchService;
+}
+
+/** What the account page asks of the registry for a person's own Couch (`sub`: the account). */
+export interface OwnCouchService {
+  add(sub: string, url: string, replica: boolean): Promise<unknown>;
+  remove(sub: string): Promise<unknown>;
 }
 
 export interface SessionAuth {
@@ -296,6 +305,25 @@ export function accountsRouter(deps: AccountsDeps): Router {
         a.password = record;
       });
       return {};
+    }),
+  );
+
+  // The account page's own Couch: proof of the password, and the Couch to keep the storage on
+  // (checked as any node; refused with the reason), or `remove` to move it back.
+  router.post(
+    '/v1/syncgate/own-couch',
+    accountsRoute(async (ctx) => {
+      const { fields } = await jsonBody(ctx);
+      if (!deps.ownCouch) throw new AccountsError('not-found', 'this server keeps storage on its own nodes only');
+      const { account } = await checkPassword(ctx, str(fields, 'email', undefined, 255), Buffer.from(str(fields, 'authPW', HEX32), 'hex'));
+      try {
+        if (fields.remove === true) return { moving: 'back', status: await deps.ownCouch.remove(account.uid) };
+        return { moving: 'there', status: await deps.ownCouch.add(account.uid, str(fields, 'url', undefined, 2048), fields.replica === true) };
+      } catch (e) {
+        // The node check's reason (unreachable, not an admin…) is for the person to read.
+        if (e instanceof AdminError) throw new AccountsError('invalid-parameter', e.message, { message: e.message });
+        throw e;
+      }
     }),
   );
 

@@ -28,13 +28,19 @@ export interface MoveAdmin {
   status(uid: number): Promise<MoveStatus>;
 }
 
+/** A person's own Couch (federation/own-couch.ts). */
+export interface OwnCouchAdmin {
+  add(who: string, url: string, replica: boolean): Promise<unknown>;
+  remove(who: string): Promise<unknown>;
+}
+
 /** Emptying nodes by moving their users (federation/evacuation.ts). */
 export interface EvacuationAdmin {
   start(node: string, otherOperators?: boolean): Promise<EvacuationProgress>;
   progress(node: string): Promise<EvacuationProgress>;
 }
 
-export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin, accounts?: AccountsAdmin, moves?: MoveAdmin, evacuation?: EvacuationAdmin): Router {
+export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin, accounts?: AccountsAdmin, moves?: MoveAdmin, evacuation?: EvacuationAdmin, ownCouch?: OwnCouchAdmin): Router {
   const expected = digest(token);
   const router = new Router({ prefix: '/__admin__' });
 
@@ -128,6 +134,16 @@ export function adminRouter(admin: NodeAdmin, token: string, replication?: Repli
       json(ctx, 202, await moves.request(await moves.resolve(ctx.params.who ?? ''), b.to));
     });
     router.get('/users/:who/move', async (ctx) => json(ctx, 200, await moves.status(await moves.resolve(ctx.params.who ?? ''))));
+  }
+  if (ownCouch) {
+    // The user's storage moves to their own Couch (checked as any node), or back.
+    router.post('/users/:who/couch', async (ctx) => {
+      const b = await body(ctx);
+      if (typeof b.url !== 'string') throw new AdminError(400, 'url (the Couch URL, with its user and password) is required');
+      if (b.replica !== undefined && typeof b.replica !== 'boolean') throw new AdminError(400, 'replica must be true or false');
+      json(ctx, 202, await ownCouch.add(ctx.params.who ?? '', b.url, b.replica === true));
+    });
+    router.delete('/users/:who/couch', async (ctx) => json(ctx, 202, await ownCouch.remove(ctx.params.who ?? '')));
   }
   if (evacuation) {
     // `node drain <node> --move`: its users are moved off (in the background, by every
