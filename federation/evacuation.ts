@@ -165,7 +165,7 @@ export class Evacuator {
   private targetFor(doc: UidDoc, from: NodeDoc, otherOperators: boolean): string | undefined {
     const candidates = this.registry
       .allNodes()
-      .filter((n) => n.name !== from.name && n.couchUrl !== undefined && n.owner === undefined && servable(n) && !n.draining && !n.evacuating && this.nodes.serves(n.name))
+      .filter((n) => n.name !== from.name && this.nodes.replicable(n.name) && n.owner === undefined && servable(n) && !n.draining && !n.evacuating && this.nodes.serves(n.name))
       .filter((n) => !otherOperators || operatorOf(n) !== operatorOf(from));
     const placed = place(
       candidates.map((n) => ({ name: n.name, operator: operatorOf(n), capacity: n.capacity, assigned: n.assigned ?? 0, weight: n.weight ?? 1, active: true })),

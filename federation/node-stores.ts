@@ -74,6 +74,11 @@ export class NodeStores {
     return n !== undefined && !n.downed && n.failedAt === undefined && !this.isTripped(name);
   }
 
+  /** Whether the node is a Couch this gateway can replicate to and from (the default node only on COUCH_URL). */
+  replicable(name: string): boolean {
+    return name === DEFAULT_NODE ? this.config.couchUrl !== undefined : this.registry.node(name)?.couchUrl !== undefined;
+  }
+
   /** Out, or back and not yet merged: failback, not replication, carries its writes (federation/failback.ts). */
   mergedByFailback(name: string): boolean {
     return name !== DEFAULT_NODE && !servable(this.registry.node(name));

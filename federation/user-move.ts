@@ -144,7 +144,7 @@ export class Mover {
     const operatorOf = (n: NodeDoc) => n.operator ?? n.name;
     const fits = (n: NodeDoc | undefined): n is NodeDoc =>
       n !== undefined &&
-      n.couchUrl !== undefined &&
+      this.nodes.replicable(n.name) &&
       n.owner === undefined &&
       servable(n) &&
       !n.draining &&

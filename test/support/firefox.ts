@@ -34,6 +34,8 @@ export class Netns {
     /** The gateway's URL, as Firefox inside the namespace reaches it. */
     readonly url: string,
     readonly sockets: Record<string, string>,
+    /** A second Couch in the namespace (SYNCGATE_TEST_NETNS_OWN_COUCH=1), as the gateway reaches it. */
+    readonly ownCouch?: string,
   ) {}
 
   /** Starts the namespace with a gateway configured by `env`, and room for `browsers` Firefoxes. */
@@ -49,8 +51,8 @@ export class Netns {
       rl.once('line', resolve);
       host.once('exit', (code) => reject(new Error(`the namespace's gateway exited with ${code}`)));
     });
-    const { url, sockets } = JSON.parse(line) as { url: string; sockets: Record<string, string> };
-    return new Netns(host, dir, url, sockets);
+    const { url, sockets, ownCouch } = JSON.parse(line) as { url: string; sockets: Record<string, string>; ownCouch?: string };
+    return new Netns(host, dir, url, sockets, ownCouch);
   }
 
   get pid(): number {

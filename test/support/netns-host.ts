@@ -17,6 +17,8 @@ execFileSync('ip', ['link', 'set', 'lo', 'up']);
 const env = JSON.parse(envJson) as Record<string, string>;
 // A gateway on Couch: the pouchdb-server runs in here too, where the gateway can reach it.
 const couch = env.SYNCGATE_TEST_NETNS_COUCH === '1' ? await startPouchServer() : undefined;
+// A person's own Couch (test/firefox/own-couch.test.ts): another one, reachable from in here.
+const ownCouch = env.SYNCGATE_TEST_NETNS_OWN_COUCH === '1' ? await startPouchServer() : undefined;
 const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', ...env, ...(couch ? { COUCH_URL: couch.url } : {}) });
 // Logs to stderr: stdout carries the one line that tells the test where things are.
 const server = await startServer(config, pino({ level: process.env.SYNCGATE_TEST_LOG ?? 'silent' }, pino.destination(2)));
@@ -39,11 +41,12 @@ function forward(port: number): Promise<string> {
 
 const sockets: Record<string, string> = { gateway: await forward(gatewayPort) };
 for (const p of ports) sockets[p] = await forward(Number(p));
-process.stdout.write(`${JSON.stringify({ url: server.url, sockets })}\n`);
+process.stdout.write(`${JSON.stringify({ url: server.url, sockets, ...(ownCouch ? { ownCouch: ownCouch.url } : {}) })}\n`);
 
 const stop = async () => {
   await server.close().catch(() => undefined);
   await couch?.stop().catch(() => undefined);
+  await ownCouch?.stop().catch(() => undefined);
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop());
