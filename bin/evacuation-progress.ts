@@ -3,16 +3,10 @@
 // runs on the gateways: stopping this command stops only the watching, and running it again
 // picks the watching up where the drain is.
 import cliProgress from 'cli-progress';
+import type { EvacuationProgress } from '../federation/evacuation.js';
 
-export interface Progress {
-  node: string;
-  evacuating: boolean;
-  since: number | null;
-  total: number;
-  remaining: number;
-  moving: number;
-  endedAt: number | null;
-}
+/** What a gateway answers of a drain (GET /__admin__/nodes/<node>/evacuation). */
+export type Progress = EvacuationProgress;
 
 const minutes = (ms: number) => ms / 60_000;
 

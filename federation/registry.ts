@@ -297,12 +297,17 @@ export class Registry {
    * Changes one node document by compare-and-swap; `change` returns undefined to leave it as
    * it is. Returns the document as stored afterwards (undefined: no such node).
    */
-  async updateNode(name: string, change: (n: NodeDoc) => NodeDoc | undefined): Promise<NodeDoc | undefined> {
+  updateNode(name: string, change: (n: NodeDoc) => NodeDoc | undefined): Promise<NodeDoc | undefined> {
+    return this.update(`node:${name}`, change);
+  }
+
+  /** One registry document changed by compare-and-swap, and seen here at once. */
+  private async update<T extends Doc>(id: string, change: (doc: T) => T | undefined): Promise<T | undefined> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const node = await this.db.get<NodeDoc>(`node:${name}`);
-      if (!node) return undefined;
-      const next = change(structuredClone(node));
-      if (!next) return node;
+      const doc = await this.db.get<T>(id);
+      if (!doc) return undefined;
+      const next = change(structuredClone(doc));
+      if (!next) return doc;
       const rev = await this.db.put(next);
       if (rev !== 'conflict') {
         next._rev = rev;
@@ -310,7 +315,7 @@ export class Registry {
         return next;
       }
     }
-    throw new Error(`node ${name}: registry contention`);
+    throw new Error(`${id}: registry contention`);
   }
 
   /** Drops a node document (one that holds no user database any more). */
@@ -349,20 +354,8 @@ export class Registry {
    * Changes one uid document by compare-and-swap; `change` returns undefined to leave it as it
    * is. Returns the document as stored afterwards (undefined: no such uid).
    */
-  async updateUid(uid: number, change: (u: UidDoc) => UidDoc | undefined): Promise<UidDoc | undefined> {
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const doc = await this.db.get<UidDoc>(uidId(uid));
-      if (!doc) return undefined;
-      const next = change(structuredClone(doc));
-      if (!next) return doc;
-      const rev = await this.db.put(next);
-      if (rev !== 'conflict') {
-        next._rev = rev;
-        this.observe(next);
-        return next;
-      }
-    }
-    throw new Error(`uid ${uid}: registry contention`);
+  updateUid(uid: number, change: (u: UidDoc) => UidDoc | undefined): Promise<UidDoc | undefined> {
+    return this.update(uidId(uid), change);
   }
 
   /** Adds to (or, negative, takes from) the count of user databases on each named node. */
