@@ -7,7 +7,9 @@ import type { Store } from '../storage/store.js';
 import type { Config } from './config.js';
 import { errorMiddleware } from './errors.js';
 import { requestLog, uidHasher } from './logging.js';
-import { overload } from './overload.js';
+import { AdmissionQueue, overload } from './overload.js';
+import type { Metrics } from '../common/metrics.js';
+import { metricsRouter, requestMetrics } from './metrics.js';
 import { opsRouter } from './routes/ops.js';
 import { syncRouter } from './routes/index.js';
 import type { NodeAdmin } from '../federation/node-admin.js';
@@ -26,6 +28,8 @@ export interface AppDeps {
   store: Store;
   masterSecret: string;
   logger: Logger;
+  /** This gateway's Prometheus metrics; counted on every request and scraped at /__metrics__. */
+  metrics?: Metrics;
   /** The token endpoint; a storage-only gateway (behind Mozilla's tokenserver) has none. */
   tokens?: Pick<TokenDeps, 'registry' | 'verifier'>;
   localAccounts?: LocalAccounts;
@@ -73,13 +77,23 @@ export function createApp(deps: AppDeps, pages?: Koa.Middleware): Koa {
   app.proxy = deps.config.trustProxy;
   app.silent = true;
   app.use(requestLog(deps.logger, uidHasher(deps.masterSecret)));
+  if (deps.metrics) app.use(requestMetrics(deps.metrics));
   app.use(weaveTimestamp);
   app.use(errorMiddleware);
   app.use(corsPolicy);
-  app.use(overload(deps.config));
+  const admission = new AdmissionQueue(deps.config);
+  if (deps.metrics) {
+    const { metrics } = deps;
+    metrics.source('syncgate_requests_in_flight', () => admission.inflight);
+    metrics.source('syncgate_requests_waiting', () => admission.waiting);
+    admission.onShed = () => metrics.shed.inc();
+  }
+  app.use(overload(deps.config, admission));
   const ops = opsRouter(deps.store);
   const sync = syncRouter(deps);
   app.use(ops.routes());
+  const scrapers = [deps.config.metricsToken, deps.config.adminToken].filter((t): t is string => t !== undefined);
+  if (deps.metrics && scrapers.length > 0) app.use(metricsRouter(deps.metrics, scrapers).routes());
   if (deps.tokens) app.use(tokenRouter({ config: deps.config, masterSecret: deps.masterSecret, ...deps.tokens }).routes());
   if (deps.localAccounts) app.use(jwksRouter(deps.localAccounts).routes());
   const registry = deps.tokens?.registry;

@@ -56,6 +56,8 @@ export interface Config {
   tokenServer: TokenServerConfig;
   /** Bearer credential of the admin API (/__admin__); unset: no admin API. */
   adminToken?: string;
+  /** Bearer credential of /__metrics__ besides the admin token; with neither, no metrics endpoint. */
+  metricsToken?: string;
   /** Key for node credentials at rest; unset: generated once into the data folder. */
   nodeSecret?: string;
   federation: FederationConfig;
@@ -270,6 +272,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (adminToken.length < 16) problems.push('SYNCGATE_ADMIN_TOKEN must be at least 16 characters');
     else config.adminToken = adminToken;
   }
+  const metricsToken = pick('SYNCGATE_METRICS_TOKEN', 'metrics_token');
+  if (metricsToken !== undefined) {
+    if (metricsToken.length < 16) problems.push('SYNCGATE_METRICS_TOKEN must be at least 16 characters');
+    else config.metricsToken = metricsToken;
+  }
   const nodeSecret = pick('SYNCGATE_NODE_SECRET', 'node_secret');
   if (nodeSecret !== undefined) {
     if (nodeSecret.length < 16) problems.push('SYNCGATE_NODE_SECRET must be at least 16 characters');
@@ -300,6 +307,7 @@ export function describe(config: Config): Record<string, unknown> {
     ...config,
     masterSecret: config.masterSecret ? '[set]' : '[data folder]',
     adminToken: config.adminToken ? '[set]' : '[none: no admin API]',
+    metricsToken: config.metricsToken ? '[set]' : config.adminToken ? '[admin token]' : '[none: no /__metrics__]',
     nodeSecret: config.nodeSecret ? '[set]' : '[data folder]',
   };
   if (config.couchUrl) described.couchUrl = scrubUrl(config.couchUrl);

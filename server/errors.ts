@@ -76,6 +76,7 @@ export function writeError(ctx: Koa.Context, err: unknown): void {
     if (err instanceof CouchError) code = 'unavailable';
     ctx.state.error = err;
   }
+  ctx.state.errorKind = code;
   const entry = catalog[code];
   for (const [k, v] of Object.entries(entry.headers ?? {})) if (!ctx.response.get(k)) ctx.set(k, v);
   if (entry.weave === null) {
@@ -152,6 +153,7 @@ export function writeTokenError(ctx: Koa.Context, err: unknown): void {
     entry = tokenCatalog('internal');
     ctx.state.error = err;
   }
+  ctx.state.errorKind = err instanceof TokenError ? err.code : 'internal';
   for (const [k, v] of Object.entries(entry.headers ?? {})) ctx.set(k, v);
   ctx.status = entry.status;
   ctx.type = 'application/json';
@@ -201,6 +203,7 @@ export function writeAccountsError(ctx: Koa.Context, err: unknown): void {
   } else {
     ctx.state.error = err;
   }
+  ctx.state.errorKind = code;
   const [status, errno, message] = ACCOUNTS_ERRORS[code];
   if (code === 'unavailable') extra = { retryAfter: ACCOUNTS_RETRY_AFTER, ...extra };
   // Firefox holds every request back for retryAfter seconds (FxAccountsClient); the header says the same.

@@ -47,6 +47,8 @@ export class AdmissionQueue {
   running = 0;
   /** Requests shed so far (at arrival or after waiting). */
   shed = 0;
+  /** Called for each request shed (the gateway's metrics). */
+  onShed: (() => void) | undefined;
   /** Each in arrival order: the oldest at the front. */
   private readonly inSync: Waiter[] = [];
   private readonly starters: Waiter[] = [];
@@ -116,6 +118,7 @@ export class AdmissionQueue {
 
   private refuse(): SyncError {
     this.shed++;
+    this.onShed?.();
     return new SyncError('unavailable', 'overloaded', { retryAfter: this.limits.backoffSeconds });
   }
 }

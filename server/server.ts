@@ -21,6 +21,7 @@ import { CouchBackend, type CouchInfo } from '../storage/couch/couch-backend.js'
 import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
 import { createApp } from './app.js';
+import { Metrics } from '../common/metrics.js';
 import { dataFolderSecret, loadMasterSecret } from './auth/master-secret.js';
 import { describe, type Config } from './config.js';
 import { createLogger } from './logging.js';
@@ -37,6 +38,7 @@ export interface RunningServer {
   store: SyncStore;
   registry: Registry;
   logger: Logger;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -56,6 +58,7 @@ function every(ms: number, logger: Logger, what: string, work: () => Promise<unk
 
 export async function startServer(config: Config, logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const masterSecret = loadMasterSecret(config);
+  const metrics = new Metrics();
   const couch = createCouchClient(config);
   const backend = createBackend(config, couch);
   const store = createStore(config, backend, DEFAULT_NODE);
@@ -146,7 +149,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     : undefined;
   const verifier = await createVerifier(config, localAccounts, accountStore);
 
-  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, tokens: { registry, verifier }, localAccounts, admin, ...(accountStore ? { accounts: { store: accountStore, throttle: new SignInThrottle(), ...(fed.ownCouch ? { ownCouch: ownCouchOfAccount } : {}) } } : {}) }, accountStore ? await pagesMiddleware() : undefined);
+  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, metrics, tokens: { registry, verifier }, localAccounts, admin, ...(accountStore ? { accounts: { store: accountStore, throttle: new SignInThrottle(), ...(fed.ownCouch ? { ownCouch: ownCouchOfAccount } : {}) } } : {}) }, accountStore ? await pagesMiddleware() : undefined);
   const server: Server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -189,6 +192,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     store,
     registry,
     logger,
+    metrics,
     async close() {
       for (const t of timers) clearInterval(t);
       health.stop();

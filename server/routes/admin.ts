@@ -59,6 +59,7 @@ export function adminRouter(admin: NodeAdmin, token: string, replication?: Repli
     } catch (e) {
       const known = e instanceof AdminError;
       if (!known) ctx.state.error = e;
+      ctx.state.errorKind = known ? `http-${e.status}` : 'internal';
       ctx.status = known ? e.status : 500;
       ctx.type = 'application/json';
       ctx.body = JSON.stringify({ error: known ? e.message : 'internal error' });
