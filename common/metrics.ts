@@ -50,6 +50,7 @@ export class Metrics {
 
   readonly replicationsCompleted = this.counter('syncgate_replications_completed_total', 'Replications of a user database to its replica that completed.', []);
   readonly replicationsFailed = this.counter('syncgate_replications_failed_total', 'Replications of a user database to its replica that failed (retried later).', []);
+  readonly replicationsDropped = this.counter('syncgate_replications_dropped_total', 'Replications not run because the replica was out or failback merges the source (failback copies those users).', []);
   readonly replicationLag = new client.Histogram({
     name: 'syncgate_replication_lag_seconds',
     help: 'Time from a write to its replication to the replica completing.',

@@ -15,6 +15,7 @@
 // needsMerge flag is cleared: the node serves its users again. One gateway does
 // it, holding a lease in the node document; another takes over if that gateway dies. Every
 // step can be repeated without harm.
+import type { Metrics } from '../common/metrics.js';
 import type { Logger } from 'pino';
 import { failpoint } from '../common/failpoint.js';
 import type { NodeStores } from './node-stores.js';
@@ -27,6 +28,8 @@ export interface FailbackOptions {
   leaseMs: number;
   /** How long every gateway may take to learn of a registry change (its _changes polling). */
   propagationMs: number;
+  /** The gateway's metrics: failbacks this gateway completed. */
+  metrics?: Metrics;
 }
 
 export interface FailbackReport {
@@ -71,6 +74,7 @@ export class Failback {
       try {
         await this.mergeNode(n.name, report);
         this.logger.info({ failback: report }, 'node merged back and served again');
+        this.opts.metrics?.failbacks.inc({ node: n.name });
       } catch (err) {
         // What it did so far counts: the next attempt does not restamp those records again.
         this.logger.warn({ err, node: n.name, failback: { ...report, stopped: true } }, 'failback stopped; it starts over');

@@ -4,6 +4,7 @@
 // every gateway serves its users from their replicas. A failed node that answers
 // `successesToRecover` checks in a row is marked reachable again; failback then merges its
 // users before it is served (federation/failback.ts).
+import type { Metrics } from '../common/metrics.js';
 import type { Logger } from 'pino';
 import { CouchClient, CouchError } from '../storage/couch/couch-client.js';
 import type { NodeEndpoint } from './node-stores.js';
@@ -16,6 +17,8 @@ export interface NodeHealthOptions {
   failuresToTrip: number;
   successesToRecover: number;
   checkTimeoutMs: number;
+  /** The gateway's metrics: failovers this gateway declared. */
+  metrics?: Metrics;
 }
 
 interface Breaker {
@@ -131,8 +134,15 @@ export class NodeHealth {
   }
 
   private async markFailed(node: string): Promise<void> {
+    let marked = false;
     await this.registry
-      .updateNode(node, (n) => (n.failedAt !== undefined ? undefined : { ...n, failedAt: Date.now(), needsMerge: true }))
+      .updateNode(node, (n) => {
+        marked = n.failedAt === undefined;
+        return marked ? { ...n, failedAt: Date.now(), needsMerge: true } : undefined;
+      })
+      .then(() => {
+        if (marked) this.opts.metrics?.failovers.inc({ node });
+      })
       .catch((err) => this.logger.warn({ err, node }, 'could not mark the node failed in the registry'));
   }
 

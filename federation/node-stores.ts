@@ -6,6 +6,7 @@
 //
 // A user is served by their primary node while it is servable, by their replica while the
 // primary is out (failed, downed, or returning and not yet merged back): that is failover.
+import type { Metrics } from '../common/metrics.js';
 import { SyncError } from '../common/errors.js';
 import type { Config } from '../server/config.js';
 import { CouchBackend } from '../storage/couch/couch-backend.js';
@@ -58,6 +59,7 @@ export class NodeStores {
     readonly defaultStore: SyncStore,
     private readonly secrets: NodeSecrets,
     private readonly config: Config,
+    private readonly metrics?: Metrics,
   ) {}
 
   /** Whether this gateway may send requests for users to the node now. */
@@ -136,7 +138,7 @@ export class NodeStores {
     if (name === DEFAULT_NODE) {
       if (!this.config.couchUrl) return undefined;
       this.defaultEndpoint ??= (() => {
-        const client = this.newClient(this.config.couchUrl as string);
+        const client = this.newClient(this.config.couchUrl as string, name);
         return { name, url: this.config.couchUrl as string, client, backend: new CouchBackend(client) };
       })();
       return this.defaultEndpoint;
@@ -145,8 +147,8 @@ export class NodeStores {
   }
   private defaultEndpoint: NodeEndpoint | undefined;
 
-  private newClient(url: string): CouchClient {
-    return new CouchClient(url, { timeoutMs: this.config.couchTimeoutMs, readRetries: 2 });
+  private newClient(url: string, node: string): CouchClient {
+    return new CouchClient(url, { timeoutMs: this.config.couchTimeoutMs, readRetries: 2, ...(this.metrics ? { metrics: { metrics: this.metrics, node } } : {}) });
   }
 
   private open(name: string): Opened {
@@ -160,7 +162,7 @@ export class NodeStores {
       if (!node.couchUrl) throw new SyncError('unavailable', `node ${name} has no URL`);
       const creds = node.credentials ? await this.secrets.open(node.credentials) : undefined;
       const url = joinCouchUrl(node.couchUrl, creds);
-      const client = this.newClient(url);
+      const client = this.newClient(url, name);
       return { name, url, client, backend: new CouchBackend(client) };
     })();
     const store = endpoint.then((e) => createStore(this.config, e.backend, name));

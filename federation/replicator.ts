@@ -6,6 +6,7 @@
 // The gateway runs the replication protocol itself (federation/replicate-db.ts) rather than
 // asking one node to pull from the other: that would hand one operator's Couch credentials to
 // another operator.
+import type { Metrics } from '../common/metrics.js';
 import { userDbName } from '../storage/db-name.js';
 import type { NodeEndpoint } from './node-stores.js';
 import { replicateDb, type Replicated, type ReplicateOptions } from './replicate-db.js';
@@ -27,6 +28,8 @@ export interface ReplicatorOptions {
   mergedByFailback?: (node: string) => boolean;
   onError?: (err: unknown, uid: string, from: string, to: string) => void;
   onSkipped?: (skipped: Replicated['skipped'], from: string, to: string) => void;
+  /** The gateway's metrics: replications completed, failed and dropped, lag, queue. */
+  metrics?: Metrics;
 }
 
 interface Job {
@@ -82,7 +85,10 @@ export class Replicator {
   private failed = 0;
   private dropped = 0;
 
-  constructor(private readonly opts: ReplicatorOptions) {}
+  constructor(private readonly opts: ReplicatorOptions) {
+    opts.metrics?.source('syncgate_replication_queue', () => this.jobs.size);
+    opts.metrics?.source('syncgate_replications_running', () => this.running.size);
+  }
 
   start(): void {
     this.timer = setInterval(() => this.pump(), Math.max(20, Math.min(200, this.opts.delayMs / 2)));
@@ -128,7 +134,13 @@ export class Replicator {
         if (this.syncRuns.get(key) === e && e.tail === run) this.syncRuns.delete(key);
       });
     }
-    await entry.queued;
+    try {
+      await entry.queued;
+    } catch (e) {
+      this.opts.metrics?.replicationsFailed.inc();
+      throw e;
+    }
+    this.opts.metrics?.replicationsCompleted.inc();
     this.recordLag(Date.now() - started);
   }
   private readonly syncRuns = new Map<string, { tail: Promise<void>; queued?: Promise<void> }>();
@@ -148,6 +160,7 @@ export class Replicator {
       this.jobs.delete(job.uid);
       if (!this.opts.reachable(job.to) || this.opts.mergedByFailback?.(job.from)) {
         this.dropped++;
+        this.opts.metrics?.replicationsDropped.inc();
         continue;
       }
       this.running.set(job.uid, job);
@@ -159,9 +172,11 @@ export class Replicator {
     try {
       await this.copy(job.uid, job.from, job.to);
       this.completed++;
+      this.opts.metrics?.replicationsCompleted.inc();
       this.recordLag(Date.now() - job.since);
     } catch (err) {
       this.failed++;
+      this.opts.metrics?.replicationsFailed.inc();
       this.opts.onError?.(err, job.uid, job.from, job.to);
       // Again later, unless a newer write queued it meanwhile; failback covers a dead target.
       if (!this.jobs.has(job.uid) && job.attempts < 5) {
@@ -173,6 +188,7 @@ export class Replicator {
   }
 
   private recordLag(ms: number): void {
+    this.opts.metrics?.replicationLag.observe(ms / 1000);
     this.lags.push(ms);
     if (this.lags.length > LAG_SAMPLES) this.lags.splice(0, this.lags.length - LAG_SAMPLES);
   }

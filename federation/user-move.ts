@@ -15,6 +15,7 @@
 // repeated. A move that cannot go on (a node out, failures again and again) is rolled back: the
 // source copy is unmarked, the switch cleared, and the target's copy deleted after the grace.
 // Records keep their timestamps: a device's next `newer=` sync sees exactly what it had not.
+import type { Metrics } from '../common/metrics.js';
 import type { Logger } from 'pino';
 import { failpoint } from '../common/failpoint.js';
 import { userDbName } from '../storage/db-name.js';
@@ -35,6 +36,8 @@ export interface MoverOptions {
   graceMs: number;
   /** Moves this gateway runs at once. */
   concurrency: number;
+  /** The gateway's metrics: moves this gateway finished or rolled back. */
+  metrics?: Metrics;
 }
 
 /** What a move looks like from outside (admin API, `syncgate user move`). */
@@ -290,6 +293,7 @@ export class Mover {
       });
       await this.finish(uid, doc, Date.now() - switchingSince);
       this.logger.info({ move: { uid, from: m.from, to: m.to, replica: m.replica ?? null, docs: copied.docs, bytes: copied.bytes, switchMs: Date.now() - switchingSince, ms: Date.now() - started } }, 'user moved');
+      this.opts.metrics?.userMoves.inc({ outcome: 'moved' });
       this.movedTotal++;
     } catch (err) {
       const failures = (m.failures ?? 0) + 1;
@@ -405,6 +409,7 @@ export class Mover {
     });
     await this.registry.forgetMove(uid);
     this.logger.warn({ uid, to: m.to, reason }, 'move rolled back');
+    this.opts.metrics?.userMoves.inc({ outcome: 'rolled_back' });
   }
 }
 

@@ -22,7 +22,7 @@ export function requestMetrics(metrics: Metrics): Koa.Middleware {
     } finally {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const state = ctx.state as { route?: string; errorKind?: string };
-      const route = state.route ?? 'unmatched';
+      const route = state.route ?? (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       const status = ctx.status;
       metrics.httpRequests.inc({ route, method: ctx.method, status: String(status) });
       metrics.httpDuration.observe({ route, method: ctx.method }, seconds);
@@ -31,7 +31,8 @@ export function requestMetrics(metrics: Metrics): Koa.Middleware {
       if (received) metrics.httpReceivedBytes.inc({ route }, received);
       const sent = ctx.response.length;
       if (sent) metrics.httpSentBytes.inc({ route }, sent);
-      if (ctx.response.get('X-Weave-Backoff')) metrics.backoffAnswers.inc();
+      // Only answers a client can still read: one that hung up is counted above, not here.
+      if (ctx.response.get('X-Weave-Backoff') && !ctx.res.destroyed) metrics.backoffAnswers.inc();
       const kind = state.errorKind ?? (status >= 400 ? `http-${status}` : undefined);
       if (kind !== undefined && status !== 304) metrics.errors.inc({ api: apiOf(route), kind });
       if (route === 'token') metrics.tokenRequests.inc({ outcome: kind ?? 'ok' });

@@ -141,6 +141,8 @@ export function overload(limits: OverloadLimits, queue = new AdmissionQueue(limi
       await queue.enter(priorityOf(ctx.method, ctx.path));
     } catch (e) {
       ctx.set('X-Weave-Backoff', String(limits.backoffSeconds));
+      // Turned away before routing: the log line and the metrics name it so.
+      ctx.state.route ??= 'shed';
       throw e;
     }
     try {

@@ -16,7 +16,7 @@ import { NodeSecrets } from '../federation/node-secrets.js';
 import { NodeStores } from '../federation/node-stores.js';
 import { openRegistryDb } from '../federation/registry-db.js';
 import { RoutedStore } from '../federation/routed-store.js';
-import { DEFAULT_NODE, Registry } from '../federation/registry.js';
+import { DEFAULT_NODE, Registry, type NodeDoc } from '../federation/registry.js';
 import { CouchBackend, type CouchInfo } from '../storage/couch/couch-backend.js';
 import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
@@ -56,10 +56,35 @@ function every(ms: number, logger: Logger, what: string, work: () => Promise<unk
   return timer;
 }
 
+const NODE_STATES = ['up', 'failed', 'downed', 'merging', 'evacuating', 'draining'] as const;
+
+/** A node's one state, the most serious first: it is out, then on its way back, then emptied. */
+function nodeState(n: NodeDoc, tripped: boolean): (typeof NODE_STATES)[number] {
+  if (n.downed) return 'downed';
+  if (n.failedAt !== undefined || tripped) return 'failed';
+  if (n.needsMerge) return 'merging';
+  if (n.evacuating) return 'evacuating';
+  if (n.draining) return 'draining';
+  return 'up';
+}
+
+/** The gauges read from the registry and this gateway's monitor at each scrape. */
+function watchNodes(metrics: Metrics, registry: Registry, health: NodeHealth, nodeStores: NodeStores): void {
+  metrics.source('syncgate_node_state', () =>
+    registry.allNodes().flatMap((n) => {
+      const state = nodeState(n, health.isTripped(n.name));
+      return NODE_STATES.map((s) => ({ labels: { node: n.name, state: s }, value: s === state ? 1 : 0 }));
+    }),
+  );
+  metrics.source('syncgate_node_users', () => registry.allNodes().map((n) => ({ labels: { node: n.name }, value: n.assigned ?? 0 })));
+  metrics.source('syncgate_node_capacity', () => registry.allNodes().map((n) => ({ labels: { node: n.name }, value: n.capacity })));
+  metrics.source('syncgate_open_user_databases', async () => (await nodeStores.all()).reduce((sum, s) => sum + s.openUsers, 0));
+}
+
 export async function startServer(config: Config, logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const masterSecret = loadMasterSecret(config);
   const metrics = new Metrics();
-  const couch = createCouchClient(config);
+  const couch = createCouchClient(config, { metrics, node: DEFAULT_NODE });
   const backend = createBackend(config, couch);
   const store = createStore(config, backend, DEFAULT_NODE);
   const info = (await store.start()) as Partial<CouchInfo> | undefined;
@@ -83,7 +108,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
   });
   await registry.start();
   const secrets = new NodeSecrets(config.nodeSecret ?? dataFolderSecret(config, 'node-secret'));
-  const nodeStores = new NodeStores(registry, store, secrets, config);
+  const nodeStores = new NodeStores(registry, store, secrets, config, metrics);
   const fed = config.federation;
   const health = new NodeHealth(
     registry,
@@ -94,6 +119,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
       failuresToTrip: fed.healthFailures,
       successesToRecover: fed.healthFailures,
       checkTimeoutMs: fed.healthTimeoutMs,
+      metrics,
     },
     logger,
   );
@@ -105,15 +131,17 @@ export async function startServer(config: Config, logger = createLogger(config.l
     reachable: (n) => nodeStores.reachable(n),
     mergedByFailback: (n) => nodeStores.mergedByFailback(n),
     onError: (err, _uid, from, to) => logger.warn({ err, from, to }, 'replication failed; retried later'),
+    metrics,
     onSkipped: (skipped, from, to) => logger.warn({ from, to, skipped: skipped.length, first: skipped[0] }, 'replication: revisions the source could not give'),
   });
-  const failback = new Failback(registry, nodeStores, { owner: randomBytes(8).toString('hex'), leaseMs: config.federation.failbackLeaseMs, propagationMs: registryDb.shared ? 2500 : 0 }, logger);
+  const failback = new Failback(registry, nodeStores, { owner: randomBytes(8).toString('hex'), leaseMs: config.federation.failbackLeaseMs, propagationMs: registryDb.shared ? 2500 : 0, metrics }, logger);
   const mover = new Mover(
     registry,
     nodeStores,
-    { owner: randomBytes(8).toString('hex'), leaseMs: fed.moveLeaseMs, propagationMs: registryDb.shared ? 2500 : 0, graceMs: fed.moveGraceMs, concurrency: fed.moveConcurrency },
+    { owner: randomBytes(8).toString('hex'), leaseMs: fed.moveLeaseMs, propagationMs: registryDb.shared ? 2500 : 0, graceMs: fed.moveGraceMs, concurrency: fed.moveConcurrency, metrics },
     logger,
   );
+  watchNodes(metrics, registry, health, nodeStores);
   const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir, new RegistryIssuerKey(registryDb.db, masterSecret)) : undefined;
   const accountStore = localAccounts ? new AccountStore(registryDb.db) : undefined;
   const evacuator = new Evacuator(registry, nodeStores, mover, { concurrency: fed.moveConcurrency }, logger);

@@ -1,6 +1,7 @@
 // Chooses the storage backend from the configuration: a Couch node when COUCH_URL is set,
 // otherwise the embedded store in the data folder.
 import type { Config } from '../server/config.js';
+import type { Metrics } from '../common/metrics.js';
 import { CouchBackend } from './couch/couch-backend.js';
 import { CouchClient } from './couch/couch-client.js';
 import type { Backend } from './engine/backend.js';
@@ -8,8 +9,8 @@ import { SyncStore } from './engine/sync-store.js';
 import { PouchBackend } from './pouch/pouch-backend.js';
 
 /** The program's one Couch client, when COUCH_URL is set. */
-export function createCouchClient(config: Config): CouchClient | undefined {
-  return config.couchUrl ? new CouchClient(config.couchUrl, { timeoutMs: config.couchTimeoutMs, readRetries: 2 }) : undefined;
+export function createCouchClient(config: Config, counted?: { metrics: Metrics; node: string }): CouchClient | undefined {
+  return config.couchUrl ? new CouchClient(config.couchUrl, { timeoutMs: config.couchTimeoutMs, readRetries: 2, ...(counted ? { metrics: counted } : {}) }) : undefined;
 }
 
 export function createBackend(config: Config, client = createCouchClient(config)): Backend {

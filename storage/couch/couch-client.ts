@@ -4,6 +4,7 @@
 // (keep-alive), and errors reduced to status, error and reason, with the credentials of
 // COUCH_URL scrubbed from every message that could reach a log.
 import nano from 'nano';
+import { couchOutcome, type Metrics } from '../../common/metrics.js';
 
 export class CouchError extends Error {
   constructor(
@@ -39,6 +40,8 @@ export interface CouchClientOptions {
   timeoutMs: number;
   /** Extra attempts for reads after a network error, timeout or 5xx. */
   readRetries: number;
+  /** Counts each call on the gateway's metrics, labelled with this node's name. */
+  metrics?: { metrics: Metrics; node: string };
 }
 
 /** URL without user and password, for messages and logs. */
@@ -77,8 +80,13 @@ export class CouchClient {
     const { retries, signal, ...couchReq } = req;
     const attempts = req.method === 'GET' || req.method === 'HEAD' ? 1 + (retries ?? this.opts.readRetries) : 1;
     let last: CouchError | undefined;
+    const counted = this.opts.metrics;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      if (attempt > 0) {
+        counted?.metrics.couchRetries.inc({ node: counted.node });
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+      const started = counted ? performance.now() : 0;
       // A timer cleared on the answer, not AbortSignal.timeout(): each of those fires anyway
       // when its time is up (an exception object and an abort event per request, 15 s later),
       // which measured 35–71 ms of CPU per second on a gateway that had just been busy.
@@ -87,13 +95,17 @@ export class CouchClient {
       const cancel = () => abort.abort(signal?.reason);
       signal?.addEventListener('abort', cancel, { once: true });
       try {
-        return (await this.server.relax({
+        const answer = (await this.server.relax({
           ...couchReq,
           method: req.method.toLowerCase(),
           signal: abort.signal,
         } as nano.RequestOptions)) as T;
+        if (counted) this.count(counted, req.method, 200, started, false);
+        return answer;
       } catch (e) {
         last = this.toCouchError(e);
+        const final = (last.statusCode !== 0 && last.statusCode < 500) || attempt === attempts - 1;
+        if (counted) this.count(counted, req.method, last.statusCode, started, final);
         if (last.statusCode !== 0 && last.statusCode < 500) throw last;
       } finally {
         clearTimeout(timer);
@@ -101,6 +113,17 @@ export class CouchClient {
       }
     }
     throw last as CouchError;
+  }
+
+  /**
+   * One attempt on the metrics. A 404 or 409 is an answer the engine expects (a document not
+   * there yet, a lost compare-and-swap), so only 5xx and unreachable count as errors.
+   */
+  private count(m: { metrics: Metrics; node: string }, method: string, status: number, started: number, final: boolean): void {
+    const outcome = couchOutcome(status);
+    m.metrics.couchRequests.inc({ node: m.node, method, outcome });
+    m.metrics.couchDuration.observe({ node: m.node, method }, (performance.now() - started) / 1000);
+    if (final && (outcome === 'server_error' || outcome === 'unreachable')) m.metrics.couchErrors.inc({ node: m.node, outcome });
   }
 
   private toCouchError(e: unknown): CouchError {

@@ -54,6 +54,11 @@ export interface SyncStoreOptions {
 export class SyncStore implements Store {
   private readonly pool: UserPool;
 
+  /** User databases held open (state and record index in memory). */
+  get openUsers(): number {
+    return this.pool.openUsers().length;
+  }
+
   constructor(
     private readonly backend: Backend,
     private readonly opts: SyncStoreOptions,
