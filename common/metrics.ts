@@ -58,6 +58,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly healthChecks = this.counter('syncgate_node_health_checks_total', 'Health checks of Couch nodes by this gateway, by node and outcome (ok, unreachable, timeout, error).', ['node', 'outcome']);
   readonly failovers = this.counter('syncgate_node_failovers_total', 'Nodes this gateway marked failed (their users served from replicas).', ['node']);
   readonly failbacks = this.counter('syncgate_node_failbacks_total', 'Failed nodes this gateway merged back and served again.', ['node']);
   readonly userMoves = this.counter('syncgate_user_moves_total', 'User moves this gateway finished, by outcome.', ['outcome']);

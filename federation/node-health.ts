@@ -106,6 +106,7 @@ export class NodeHealth {
     // A refused or reset connection is a dead node; a slow answer may be an overloaded one,
     // which failing over would only move elsewhere: it counts half.
     let weight = 1;
+    let outcome = 'ok';
     try {
       const client = await this.checkClient(n.name);
       if (!client) return;
@@ -113,7 +114,9 @@ export class NodeHealth {
       ok = true;
     } catch (e) {
       if (e instanceof CouchError && e.reason === 'timed out') weight = 0.5;
+      outcome = weight < 1 ? 'timeout' : e instanceof CouchError && e.statusCode === 0 ? 'unreachable' : 'error';
     }
+    this.opts.metrics?.healthChecks.inc({ node: n.name, outcome });
     if (ok) {
       b.failures = 0;
       b.successes++;
