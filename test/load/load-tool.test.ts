@@ -13,6 +13,16 @@ import { REPORT_SECTIONS } from '../../load/report-html.js';
 import type { LoadResult } from '../../load/result.js';
 import { LoadRun, type LoadOptions } from '../../load/run.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
+import { scrape } from '../support/scrape.js';
+
+const ADMIN = 'load-test-admin-token-0123456789';
+/** The gateway's route label of a request kind the tool reports ('POST storage/<coll>?batch=true'). */
+function routeOf(kind: string): { route: string; method: string } {
+  const [method, path = ''] = kind.split(' ') as [string, string?];
+  if (path.startsWith('info/')) return { route: path, method };
+  if (path === 'storage') return { route: 'storage', method };
+  return { route: /^storage\/<coll>/.test(path) ? 'collection' : 'item', method };
+}
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/syncgate.js', import.meta.url));
@@ -47,7 +57,7 @@ describe('syncgate load', function () {
   let log: ReturnType<typeof logCounter>;
   beforeEach(async () => {
     log = logCounter();
-    gw = await startGateway({}, undefined, { log: log.stream });
+    gw = await startGateway({ SYNCGATE_ADMIN_TOKEN: ADMIN }, undefined, { log: log.stream });
   });
   afterEach(() => gw.close());
 
@@ -67,7 +77,7 @@ describe('syncgate load', function () {
     ...o,
   });
 
-  it("Mozilla's mix: every request kind of its scenario, none failed, and as many requests as the gateway logged", async () => {
+  it("Mozilla's mix: every request kind of its scenario, none failed, and as many requests as the gateway logged and counted on /__metrics__ (by route, method and status)", async () => {
     const r = await new LoadRun(options({ mix: 'mozilla', warmup: false, seconds: 4 })).run();
     assert.ok(r.sessions.count > 0, 'sessions ran');
     assert.equal(r.requests.errors, 0, JSON.stringify(r.sessions.abortReasons));
@@ -81,6 +91,19 @@ describe('syncgate load', function () {
     await new Promise((res) => setTimeout(res, 300)); // the log is written asynchronously
     assert.equal(log.count(), r.requests.count);
     assert.equal(r.kinds.reduce((s, k) => s + k.count, 0), r.requests.count);
+    // The gateway's own counters say the same, request for request and status for status.
+    const m = await scrape(gw.url, ADMIN);
+    assert.equal(m.value('syncgate_http_requests_total') - m.value('syncgate_http_requests_total', { route: 'metrics' }), r.requests.count);
+    const byRoute = new Map<string, number>();
+    for (const k of r.kinds) {
+      const { route, method } = routeOf(k.kind);
+      for (const [status, n] of Object.entries(k.statuses)) byRoute.set(`${route} ${method} ${status}`, (byRoute.get(`${route} ${method} ${status}`) ?? 0) + n);
+    }
+    assert.ok(byRoute.size >= 5, [...byRoute.keys()].join(', '));
+    for (const [key, n] of byRoute) {
+      const [route, method, status] = key.split(' ') as [string, string, string];
+      assert.equal(m.value('syncgate_http_requests_total', { route, method, status }), n, key);
+    }
   });
 
   it('the realistic mix: first syncs, then most sessions end at a 304 on info/collections', async () => {
