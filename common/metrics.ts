@@ -70,7 +70,6 @@ export class Metrics {
   readonly signIns = this.counter('syncgate_sign_ins_total', 'Sign-ins to the accounts server (POST /v1/account/login), by outcome.', ['outcome']);
 
   constructor() {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'syncgate_' });
     this.gauge('syncgate_requests_in_flight', 'Requests running or waiting for their turn.', []);
     this.gauge('syncgate_requests_waiting', 'Requests waiting in the admission queue.', []);
     this.gauge('syncgate_open_user_databases', 'User databases this gateway holds open (state and record index in memory).', []);
@@ -86,9 +85,9 @@ export class Metrics {
     this.sources.set(name, read);
   }
 
-  /** The text a Prometheus server scrapes. */
+  /** The text a Prometheus server scrapes: this gateway's metrics and its process's. */
   scrape(): Promise<string> {
-    return this.registry.metrics();
+    return client.Registry.merge([this.registry, processRegistry()]).metrics();
   }
 
   get contentType(): string {
@@ -116,6 +115,21 @@ export class Metrics {
       },
     });
   }
+}
+
+let processMetrics: client.Registry | undefined;
+
+/**
+ * CPU, memory, event-loop delay and GC (prom-client's defaults) belong to the process, not to a
+ * gateway, and their collectors cannot be stopped: one set per process, however many gateways
+ * it starts and closes.
+ */
+function processRegistry(): client.Registry {
+  if (!processMetrics) {
+    processMetrics = new client.Registry();
+    client.collectDefaultMetrics({ register: processMetrics, prefix: 'syncgate_' });
+  }
+  return processMetrics;
 }
 
 /** A Couch call's status as an outcome label: 0 is a node that did not answer in time. */
