@@ -205,6 +205,12 @@ for (const store of ['embedded', 'couch'] as const) {
       assert.match(table, new RegExp(`^\\s*${big!.uid}\\s+n2\\s+1\\s+5000\\s+2\\s+2\\s+${big!.bytesIn}\\s+${big!.bytesOut}$`, 'm'));
       await assert.rejects(cli('user', 'top', '--by', 'size'), /must be bytes, records or requests/);
       await assert.rejects(top('size'), /400/);
+      // Nothing without the admin credential.
+      for (const path of ['/users/top?by=bytes', `/users/${big!.uid}`]) {
+        const res = await fetch(`${gw.url}/__admin__${path}`, { headers: { Authorization: 'Bearer wrong-credential-of-16' } });
+        assert.equal(res.status, 401);
+        assert.deepEqual(await res.json(), { error: 'admin credential required' });
+      }
     });
 
     it('a user with no requests costs no write: over several flush intervals nothing is written, and one request writes only its user', async () => {
