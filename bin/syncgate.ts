@@ -388,6 +388,73 @@ user
     }
   });
 
+/** A table with a header row, columns padded; numbers right-aligned. */
+function table(header: string[], rows: Array<Array<string | number>>): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells
+    .map((r, j) => r.map((c, i) => (j > 0 && typeof rows[j - 1]?.[i] === 'number' ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd())
+    .join('\n');
+}
+
+user
+  .command('top')
+  .description('the largest users by stored bytes, records, or requests over the last day (as of the last usage flush)')
+  .option('--by <what>', 'bytes | records | requests', (v: string) => {
+    if (!['bytes', 'records', 'requests'].includes(v)) throw new InvalidArgumentError('must be bytes, records or requests');
+    return v;
+  }, 'bytes')
+  .option('--node <name>', 'only the users placed on this node')
+  .option('--limit <n>', 'how many users (default 20, at most 1000)', positiveInt)
+  .option('--json', 'print the admin API\'s answer (one JSON array)')
+  .option(...serverOption)
+  .action(async (opts: { by: string; node?: string; limit?: number; json?: boolean; server?: string }) => {
+    const q = new URLSearchParams({ by: opts.by });
+    if (opts.node !== undefined) q.set('node', opts.node);
+    if (opts.limit !== undefined) q.set('limit', String(opts.limit));
+    const answer = (await adminRequest('GET', `/users/top?${q}`, opts)) as string;
+    if (opts.json) return void process.stdout.write(`${answer}\n`);
+    type Row = { uid: number; node: string; records: number; bytes: number; requestsHour: number; requestsDay: number; bytesInDay: number; bytesOutDay: number };
+    const rows = JSON.parse(answer) as Row[];
+    process.stdout.write(
+      `${table(
+        ['uid', 'node', 'records', 'bytes', 'requests/hour', 'requests/day', 'bytes in/day', 'bytes out/day'],
+        rows.map((r) => [r.uid, r.node, r.records, r.bytes, r.requestsHour, r.requestsDay, r.bytesInDay, r.bytesOutDay]),
+      )}\n`,
+    );
+  });
+
+user
+  .command('show <who>')
+  .description("one user's (uid or account email) placement, size per collection and traffic over the last hour and day")
+  .option('--json', 'print the admin API\'s answer')
+  .option(...serverOption)
+  .action(async (who: string, opts: { json?: boolean; server?: string }) => {
+    const answer = (await adminRequest('GET', `/users/${encodeURIComponent(who)}`, opts)) as string;
+    if (opts.json) return void process.stdout.write(`${answer}\n`);
+    type Sum = { requests: number; bytesIn: number; bytesOut: number };
+    const u = JSON.parse(answer) as {
+      uid: number; email: string | null; node: string; replica: string | null; move: { to: string; stage: string } | null;
+      collections: Record<string, { records: number; bytes: number }>; records: number; bytes: number; sizes: string;
+      traffic: { hour: Sum; day: Sum };
+    };
+    const lines = [
+      `uid ${u.uid}${u.email ? ` (${u.email})` : ''}: node ${u.node}, ${u.replica ? `replica ${u.replica}` : 'no replica'}${u.move ? `, moving to ${u.move.to} (${u.move.stage})` : ''}`,
+      '',
+      table(
+        ['collection', 'records', 'bytes'],
+        [...Object.entries(u.collections).sort(([a], [b]) => a.localeCompare(b)).map(([c, v]): Array<string | number> => [c, v.records, v.bytes]), ['total', u.records, u.bytes]],
+      ),
+      ...(u.sizes === 'live' ? [] : ['(sizes as of the last usage flush: the store did not answer)']),
+      '',
+      table(['traffic', 'requests', 'bytes in', 'bytes out'], [
+        ['last hour', u.traffic.hour.requests, u.traffic.hour.bytesIn, u.traffic.hour.bytesOut],
+        ['last day', u.traffic.day.requests, u.traffic.day.bytesIn, u.traffic.day.bytesOut],
+      ]),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
 /**
  * A uid whose database does not exist yet, for a storage node behind another tokenserver. The
  * embedded store can say so only while no gateway holds its data folder; otherwise (and on

@@ -69,6 +69,9 @@ export class Metrics {
   readonly tokenRequests = this.counter('syncgate_token_requests_total', 'Token exchanges (GET /1.0/sync/1.5), by outcome.', ['outcome']);
   readonly signIns = this.counter('syncgate_sign_ins_total', 'Sign-ins to the accounts server (POST /v1/account/login), by outcome.', ['outcome']);
 
+  readonly usageFlushes = this.counter('syncgate_usage_flushes_total', 'Flushes of per-user usage that wrote at least one usage document.', []);
+  readonly usageUsersWritten = this.counter('syncgate_usage_users_written_total', 'Per-user usage documents written (one per user with requests since the last flush).', []);
+
   constructor() {
     this.gauge('syncgate_requests_in_flight', 'Requests running or waiting for their turn.', []);
     this.gauge('syncgate_requests_waiting', 'Requests waiting in the admission queue.', []);

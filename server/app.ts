@@ -10,6 +10,8 @@ import { requestLog, uidHasher } from './logging.js';
 import { AdmissionQueue, overload } from './overload.js';
 import type { Metrics } from '../common/metrics.js';
 import { metricsRouter, requestMetrics } from './metrics.js';
+import { usageCounting, type UsageRecorder } from './usage.js';
+import type { UsageAdminRoutes } from './routes/admin-usage.js';
 import { opsRouter } from './routes/ops.js';
 import { syncRouter } from './routes/index.js';
 import type { NodeAdmin } from '../federation/node-admin.js';
@@ -30,13 +32,15 @@ export interface AppDeps {
   logger: Logger;
   /** This gateway's Prometheus metrics; counted on every request and scraped at /__metrics__. */
   metrics?: Metrics;
+  /** Per-user usage: every storage request of a user is counted (federation/usage.ts). */
+  usage?: UsageRecorder;
   /** The token endpoint; a storage-only gateway (behind Mozilla's tokenserver) has none. */
   tokens?: Pick<TokenDeps, 'registry' | 'verifier'>;
   localAccounts?: LocalAccounts;
   /** The accounts server Firefox signs in to (needs localAccounts: its issuer signs the access tokens). */
   accounts?: { store: AccountStore; throttle: SignInThrottle; ownCouch?: OwnCouchService };
   /** The admin API, when an admin credential is configured. */
-  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin; moves?: MoveAdmin; evacuation?: EvacuationAdmin; ownCouch?: OwnCouchAdmin };
+  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin; moves?: MoveAdmin; evacuation?: EvacuationAdmin; ownCouch?: OwnCouchAdmin; usage?: UsageAdminRoutes };
 }
 
 /** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */
@@ -78,6 +82,7 @@ export function createApp(deps: AppDeps, pages?: Koa.Middleware): Koa {
   app.silent = true;
   app.use(requestLog(deps.logger, uidHasher(deps.masterSecret)));
   if (deps.metrics) app.use(requestMetrics(deps.metrics));
+  if (deps.usage) app.use(usageCounting(deps.usage));
   app.use(weaveTimestamp);
   app.use(errorMiddleware);
   app.use(corsPolicy);
@@ -109,7 +114,7 @@ export function createApp(deps: AppDeps, pages?: Koa.Middleware): Koa {
   }
   if (deps.admin) {
     const accounts = deps.accounts && { store: deps.accounts.store, config: deps.config, revokeStorage };
-    app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication, accounts, deps.admin.moves, deps.admin.evacuation, deps.admin.ownCouch).routes());
+    app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication, accounts, deps.admin.moves, deps.admin.evacuation, deps.admin.ownCouch, deps.admin.usage).routes());
   }
   app.use(sync.routes());
   app.use(sync.allowedMethods());

@@ -58,6 +58,8 @@ export interface Config {
   adminToken?: string;
   /** Bearer credential of /__metrics__ besides the admin token; with neither, no metrics endpoint. */
   metricsToken?: string;
+  /** Seconds between writes of per-user usage (each user touched since the last one). */
+  usageFlushSec: number;
   /** Key for node credentials at rest; unset: generated once into the data folder. */
   nodeSecret?: string;
   federation: FederationConfig;
@@ -225,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     couchTimeoutMs: int('SYNCGATE_COUCH_TIMEOUT_MS', 'couch_timeout_ms', 15_000, 100),
     writeLeaseMs: int('SYNCGATE_WRITE_LEASE_MS', 'write_lease_ms', 10_000, 100),
     stateCacheMs: int('SYNCGATE_STATE_CACHE_MS', 'state_cache_ms', 900_000, 0),
+    usageFlushSec: int('SYNCGATE_USAGE_FLUSH_SEC', 'usage_flush_sec', 60, 1, 3600),
     federation: {
       replicationDelayMs: int('SYNCGATE_REPLICATION_DELAY_MS', 'replication_delay_ms', 1000, 0),
       replicationConcurrency: int('SYNCGATE_REPLICATION_CONCURRENCY', 'replication_concurrency', 8, 1, 256),

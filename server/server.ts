@@ -17,6 +17,8 @@ import { NodeStores } from '../federation/node-stores.js';
 import { openRegistryDb } from '../federation/registry-db.js';
 import { RoutedStore } from '../federation/routed-store.js';
 import { DEFAULT_NODE, Registry, type NodeDoc } from '../federation/registry.js';
+import { UsageTracker } from '../federation/usage.js';
+import { openUsageDb } from '../federation/usage-db.js';
 import { CouchBackend, type CouchInfo } from '../storage/couch/couch-backend.js';
 import { createBackend, createCouchClient, createStore } from '../storage/create-store.js';
 import type { SyncStore } from '../storage/engine/sync-store.js';
@@ -158,6 +160,10 @@ export async function startServer(config: Config, logger = createLogger(config.l
     add: async (sub: string, url: string, replica: boolean) => ownCouches.add(await mover.resolve(`${sub}@${LOCAL_EMAIL_DOMAIN}`), url, replica),
     remove: async (sub: string) => ownCouches.remove(await mover.resolve(`${sub}@${LOCAL_EMAIL_DOMAIN}`)),
   };
+  // Per-user usage: counted per request in memory, written per flush; its own store view, so
+  // counting a user's records schedules no replication.
+  const usageDb = openUsageDb({ dataDir: config.dataDir, ...(couch && backend instanceof CouchBackend ? { couch: { client: couch, backend } } : {}) });
+  const usage = new UsageTracker(usageDb.db, registry, new RoutedStore(nodeStores), { logger, metrics });
   const admin = config.adminToken
     ? {
         ownCouch: {
@@ -173,11 +179,12 @@ export async function startServer(config: Config, logger = createLogger(config.l
           request: (uid: number, to: string) => mover.request(uid, to),
           status: (uid: number) => mover.status(uid),
         },
+        usage: { usage, resolve: resolveUser },
       }
     : undefined;
   const verifier = await createVerifier(config, localAccounts, accountStore);
 
-  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, metrics, tokens: { registry, verifier }, localAccounts, admin, ...(accountStore ? { accounts: { store: accountStore, throttle: new SignInThrottle(), ...(fed.ownCouch ? { ownCouch: ownCouchOfAccount } : {}) } } : {}) }, accountStore ? await pagesMiddleware() : undefined);
+  const app = createApp({ config, store: new RoutedStore(nodeStores, { replicator, nodeFailed: (n) => health.reportFailure(n) }), masterSecret, logger, metrics, usage, tokens: { registry, verifier }, localAccounts, admin, ...(accountStore ? { accounts: { store: accountStore, throttle: new SignInThrottle(), ...(fed.ownCouch ? { ownCouch: ownCouchOfAccount } : {}) } } : {}) }, accountStore ? await pagesMiddleware() : undefined);
   const server: Server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -197,10 +204,12 @@ export async function startServer(config: Config, logger = createLogger(config.l
     every(config.purgeIntervalSec * 1000, logger, 'purge', async () => {
       for (const s of await nodeStores.all()) await s.purge();
     }),
+    every(config.usageFlushSec * 1000, logger, 'usage flush', () => usage.flush()),
     every(60_000, logger, 'sweep of unused sign-in tokens', async () => accountStore?.sweep()),
     every(config.purgeIntervalSec * 1000, logger, 'purge of replaced uids', () =>
       registry.purgeReplaced(async (uid, node) => {
         await nodeStores.destroy(String(uid), node);
+        await usage.forget(uid);
         // The replica goes too; a node that is out keeps it until the next purge of the uid.
         const replica = (await registry.placement(uid))?.replica;
         if (replica !== undefined && replica !== node) await nodeStores.destroy(String(uid), replica).catch(() => undefined);
@@ -231,6 +240,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
       });
       await registry.stop();
       await registryDb.close();
+      await usageDb.close();
       await nodeStores.close();
       await store.close();
       logger.flush();

@@ -10,6 +10,7 @@ import type { EvacuationProgress } from '../../federation/evacuation.js';
 import type { MoveStatus } from '../../federation/user-move.js';
 import { parseJson, readBody } from '../request/body.js';
 import { accountAdminRoutes, type AccountsAdmin } from './admin-accounts.js';
+import { usageAdminRoutes, type UsageAdminRoutes } from './admin-usage.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -40,7 +41,7 @@ export interface EvacuationAdmin {
   progress(node: string): Promise<EvacuationProgress>;
 }
 
-export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin, accounts?: AccountsAdmin, moves?: MoveAdmin, evacuation?: EvacuationAdmin, ownCouch?: OwnCouchAdmin): Router {
+export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin, accounts?: AccountsAdmin, moves?: MoveAdmin, evacuation?: EvacuationAdmin, ownCouch?: OwnCouchAdmin, usage?: UsageAdminRoutes): Router {
   const expected = digest(token);
   const router = new Router({ prefix: '/__admin__' });
 
@@ -163,5 +164,6 @@ export function adminRouter(admin: NodeAdmin, token: string, replication?: Repli
     router.get('/operators/:name/evacuation', async (ctx) => json(ctx, 200, await Promise.all((await nodesOf(ctx.params.name ?? '')).map((n) => evacuation.progress(n)))));
   }
   if (accounts) accountAdminRoutes(router, accounts, json, body);
+  if (usage) usageAdminRoutes(router, usage, json);
   return router;
 }
