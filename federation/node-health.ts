@@ -131,8 +131,10 @@ export class NodeHealth {
   }
 
   private async markFailed(node: string): Promise<void> {
+    let marked = false; // by this gateway (the change's last call is the one stored)
     await this.registry
-      .updateNode(node, (n) => (n.failedAt !== undefined ? undefined : { ...n, failedAt: Date.now(), needsMerge: true }))
+      .updateNode(node, (n) => ((marked = n.failedAt === undefined) ? { ...n, failedAt: Date.now(), needsMerge: true } : undefined))
+      .then(() => (marked ? this.registry.recordEvent({ kind: 'failover', node }) : undefined))
       .catch((err) => this.logger.warn({ err, node }, 'could not mark the node failed in the registry'));
   }
 
