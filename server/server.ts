@@ -140,6 +140,13 @@ export async function startServer(config: Config, logger = createLogger(config.l
         nodes: nodeAdmin,
         token: config.adminToken,
         replication: { view: () => ({ replication: replicator.stats(), health: health.view() }), reset: () => replicator.resetStats() },
+        dashboard: {
+          nodes: () => registry.allNodes(),
+          operators: () => nodeAdmin.operators(),
+          events: (limit: number) => registry.recentEvents(limit),
+          replication: () => replicator.stats(),
+          health: () => health.view(),
+        },
         moves: {
           resolve: resolveUser,
           request: (uid: number, to: string) => mover.request(uid, to),
