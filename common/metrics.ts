@@ -79,7 +79,7 @@ export class Metrics {
     this.gauge('syncgate_replication_queue', 'User databases waiting to be replicated to their replica.', []);
     this.gauge('syncgate_replications_running', 'Replications running now.', []);
     this.gauge('syncgate_node_state', 'Each node\'s state as this gateway sees it: 1 for its current state, 0 for the others.', ['node', 'state']);
-    this.gauge('syncgate_node_users', 'Users placed on each node (primary copies).', ['node']);
+    this.gauge('syncgate_node_user_databases', 'User databases on each node, primaries and replicas (counted at placement).', ['node']);
     this.gauge('syncgate_node_capacity', 'Users each node may hold.', ['node']);
   }
 

@@ -143,6 +143,7 @@ export class Evacuator {
         return next;
       });
       this.logger.info({ node: name, ms: Date.now() - ev.since, users: ev.total }, 'node emptied: no user database left on it');
+      await this.registry.recordEvent({ kind: 'evacuated', node: name });
       // A person's own Couch that they gave up: it leaves the registry with its user.
       if (node.removeWhenEmpty) await this.registry.removeNode(name);
       return;

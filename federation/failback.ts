@@ -73,6 +73,7 @@ export class Failback {
       const report: FailbackReport = { node: n.name, users: 0, restamped: 0, skipped: 0, ms: 0 };
       try {
         await this.mergeNode(n.name, report);
+        await this.registry.recordEvent({ kind: 'failback', node: n.name });
         this.logger.info({ failback: report }, 'node merged back and served again');
         this.opts.metrics?.failbacks.inc({ node: n.name });
       } catch (err) {

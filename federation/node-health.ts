@@ -137,14 +137,13 @@ export class NodeHealth {
   }
 
   private async markFailed(node: string): Promise<void> {
-    let marked = false;
+    let marked = false; // by this gateway (the change's last call is the one stored)
     await this.registry
-      .updateNode(node, (n) => {
-        marked = n.failedAt === undefined;
-        return marked ? { ...n, failedAt: Date.now(), needsMerge: true } : undefined;
-      })
+      .updateNode(node, (n) => ((marked = n.failedAt === undefined) ? { ...n, failedAt: Date.now(), needsMerge: true } : undefined))
       .then(() => {
-        if (marked) this.opts.metrics?.failovers.inc({ node });
+        if (!marked) return;
+        this.opts.metrics?.failovers.inc({ node });
+        return this.registry.recordEvent({ kind: 'failover', node });
       })
       .catch((err) => this.logger.warn({ err, node }, 'could not mark the node failed in the registry'));
   }

@@ -9,6 +9,8 @@
 //   node:<name>   a node that can hold user databases
 //   purge:<when>:<uid>  an old uid whose storage is deleted once the grace period is over
 //                 (ids sort by time, so the due ones are one range read)
+//   event:<when>:<random>  a failover, failback, move or evacuation, for the dashboard
+//                 (federation/event-log.ts)
 //
 // Token requests read user documents from the database (one read per client per hour). Nodes
 // and uid placements are cached in memory and kept fresh from the _changes feed, since storage
@@ -20,6 +22,7 @@ import { RecencyMap } from '../common/recency-map.js';
 import { couchUnavailable } from '../storage/couch/couch-client.js';
 import type { CouchInfo } from '../storage/couch/couch-backend.js';
 import type { Doc, DocDb } from '../storage/doc-db.js';
+import { EventLog, type EventDoc, type RegistryEvent } from './event-log.js';
 import { place, type Placement } from './placement.js';
 import { applyDecision, currentRow, decide, type Login, type UserRow } from './user-model.js';
 
@@ -193,12 +196,14 @@ export class Registry {
   private follower: NodeJS.Timeout | undefined;
   private following: Promise<void> | undefined;
   private readonly now: () => number;
+  private readonly events: EventLog;
 
   constructor(
     readonly db: DocDb,
     private readonly opts: RegistryOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.events = new EventLog(db, this.now);
   }
 
   async start(): Promise<void> {
@@ -388,6 +393,16 @@ export class Registry {
   /** Uid documents from `startId` on, in id order (a page of a pass over every uid). */
   uidPage(startId: string, limit: number): Promise<UidDoc[]> {
     return this.db.range<UidDoc>(startId, 'uid:\ufff0', limit);
+  }
+
+  /** Notes a failover, failback, move or evacuation in the log every gateway shares (best effort). */
+  recordEvent(event: RegistryEvent): Promise<void> {
+    return this.events.record(event);
+  }
+
+  /** The newest events of every gateway, newest first. */
+  recentEvents(limit: number): Promise<EventDoc[]> {
+    return this.events.recent(limit);
   }
 
   /** Every node, as last seen in the registry. */

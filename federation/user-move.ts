@@ -294,6 +294,7 @@ export class Mover {
       await this.finish(uid, doc, Date.now() - switchingSince);
       this.logger.info({ move: { uid, from: m.from, to: m.to, replica: m.replica ?? null, docs: copied.docs, bytes: copied.bytes, switchMs: Date.now() - switchingSince, ms: Date.now() - started } }, 'user moved');
       this.opts.metrics?.userMoves.inc({ outcome: 'moved' });
+      await this.registry.recordEvent({ kind: 'move', uid, from: m.from, to: m.to });
       this.movedTotal++;
     } catch (err) {
       const failures = (m.failures ?? 0) + 1;
@@ -410,6 +411,7 @@ export class Mover {
     await this.registry.forgetMove(uid);
     this.logger.warn({ uid, to: m.to, reason }, 'move rolled back');
     this.opts.metrics?.userMoves.inc({ outcome: 'rolled_back' });
+    await this.registry.recordEvent({ kind: 'move-rolled-back', uid, from: m.from, to: m.to });
   }
 }
 

@@ -17,6 +17,8 @@ import { syncRouter } from './routes/index.js';
 import type { NodeAdmin } from '../federation/node-admin.js';
 import { adminRouter, type EvacuationAdmin, type MoveAdmin, type OwnCouchAdmin, type ReplicationAdmin } from './routes/admin.js';
 import { jwksRouter } from './routes/jwks.js';
+import type { DashboardSources } from './dashboard/data.js';
+import { dashboardRouter } from './dashboard/routes.js';
 import { tokenRouter, type TokenDeps } from './routes/token.js';
 import { LOCAL_EMAIL_DOMAIN, type LocalAccounts } from './tokenserver/local-accounts.js';
 import type { AccountStore } from './accounts/account-store.js';
@@ -40,7 +42,7 @@ export interface AppDeps {
   /** The accounts server Firefox signs in to (needs localAccounts: its issuer signs the access tokens). */
   accounts?: { store: AccountStore; throttle: SignInThrottle; ownCouch?: OwnCouchService };
   /** The admin API, when an admin credential is configured. */
-  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin; moves?: MoveAdmin; evacuation?: EvacuationAdmin; ownCouch?: OwnCouchAdmin; usage?: UsageAdminRoutes };
+  admin?: { nodes: NodeAdmin; token: string; replication?: ReplicationAdmin; moves?: MoveAdmin; evacuation?: EvacuationAdmin; ownCouch?: OwnCouchAdmin; usage?: UsageAdminRoutes; dashboard?: Omit<DashboardSources, 'traffic'> };
 }
 
 /** Every response carries the server time, never behind the X-Last-Modified it sends (spec 4.2). */
@@ -57,7 +59,9 @@ const weaveTimestamp: Koa.Middleware = async (ctx, next) => {
 /**
  * CORS as syncstorage-rs answers it (spec 2, step 1): a preflight is answered before routing
  * and authentication, on any path; any origin may call, since every request carries its own
- * Hawk or bearer credential and no cookie is ever honoured.
+ * Hawk or bearer credential and no cookie is ever honoured by the Sync protocol routes. The one
+ * cookie, the dashboard's sign-in, is SameSite=Strict with Path=/__admin__ and read only by the
+ * dashboard's own routes; CORS never allows credentials, so no other site reads an answer to it.
  */
 const corsPolicy = cors({
   origin: (ctx) => ctx.get('Origin'),
@@ -113,6 +117,10 @@ export function createApp(deps: AppDeps, pages?: Koa.Middleware): Koa {
     if (pages) app.use(pages);
   }
   if (deps.admin) {
+    if (deps.admin.dashboard) {
+      const traffic = deps.metrics?.traffic;
+      app.use(dashboardRouter(deps.admin.token, { ...deps.admin.dashboard, ...(traffic ? { traffic: () => traffic.series() } : {}) }).routes());
+    }
     const accounts = deps.accounts && { store: deps.accounts.store, config: deps.config, revokeStorage };
     app.use(adminRouter(deps.admin.nodes, deps.admin.token, deps.admin.replication, accounts, deps.admin.moves, deps.admin.evacuation, deps.admin.ownCouch, deps.admin.usage).routes());
   }

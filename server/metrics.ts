@@ -26,7 +26,8 @@ export function requestMetrics(metrics: Metrics): Koa.Middleware {
       const status = ctx.status;
       metrics.httpRequests.inc({ route, method: ctx.method, status: String(status) });
       metrics.httpDuration.observe({ route, method: ctx.method }, seconds);
-      metrics.traffic.record(status, seconds * 1000);
+      // The charts show the service's traffic, not the operators' own (the dashboard polls).
+      if (route !== 'admin' && route !== 'metrics') metrics.traffic.record(status, seconds * 1000);
       const received = ctx.request.length;
       if (received) metrics.httpReceivedBytes.inc({ route }, received);
       const sent = ctx.response.length;

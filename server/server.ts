@@ -16,7 +16,8 @@ import { NodeSecrets } from '../federation/node-secrets.js';
 import { NodeStores } from '../federation/node-stores.js';
 import { openRegistryDb } from '../federation/registry-db.js';
 import { RoutedStore } from '../federation/routed-store.js';
-import { DEFAULT_NODE, Registry, type NodeDoc } from '../federation/registry.js';
+import { DEFAULT_NODE, Registry } from '../federation/registry.js';
+import { NODE_STATES, nodeState } from '../federation/node-state.js';
 import { UsageTracker } from '../federation/usage.js';
 import { openUsageDb } from '../federation/usage-db.js';
 import { CouchBackend, type CouchInfo } from '../storage/couch/couch-backend.js';
@@ -58,27 +59,15 @@ function every(ms: number, logger: Logger, what: string, work: () => Promise<unk
   return timer;
 }
 
-const NODE_STATES = ['up', 'failed', 'downed', 'merging', 'evacuating', 'draining'] as const;
-
-/** A node's one state, the most serious first: it is out, then on its way back, then emptied. */
-function nodeState(n: NodeDoc, tripped: boolean): (typeof NODE_STATES)[number] {
-  if (n.downed) return 'downed';
-  if (n.failedAt !== undefined || tripped) return 'failed';
-  if (n.needsMerge) return 'merging';
-  if (n.evacuating) return 'evacuating';
-  if (n.draining) return 'draining';
-  return 'up';
-}
-
 /** The gauges read from the registry and this gateway's monitor at each scrape. */
-function watchNodes(metrics: Metrics, registry: Registry, health: NodeHealth, nodeStores: NodeStores): void {
+function watchNodes(metrics: Metrics, registry: Registry, nodeStores: NodeStores): void {
   metrics.source('syncgate_node_state', () =>
     registry.allNodes().flatMap((n) => {
-      const state = nodeState(n, health.isTripped(n.name));
+      const state = nodeState(n);
       return NODE_STATES.map((s) => ({ labels: { node: n.name, state: s }, value: s === state ? 1 : 0 }));
     }),
   );
-  metrics.source('syncgate_node_users', () => registry.allNodes().map((n) => ({ labels: { node: n.name }, value: n.assigned ?? 0 })));
+  metrics.source('syncgate_node_user_databases', () => registry.allNodes().map((n) => ({ labels: { node: n.name }, value: n.assigned ?? 0 })));
   metrics.source('syncgate_node_capacity', () => registry.allNodes().map((n) => ({ labels: { node: n.name }, value: n.capacity })));
   metrics.source('syncgate_open_user_databases', async () => (await nodeStores.all()).reduce((sum, s) => sum + s.openUsers, 0));
 }
@@ -143,7 +132,7 @@ export async function startServer(config: Config, logger = createLogger(config.l
     { owner: randomBytes(8).toString('hex'), leaseMs: fed.moveLeaseMs, propagationMs: registryDb.shared ? 2500 : 0, graceMs: fed.moveGraceMs, concurrency: fed.moveConcurrency, metrics },
     logger,
   );
-  watchNodes(metrics, registry, health, nodeStores);
+  watchNodes(metrics, registry, nodeStores);
   const localAccounts = config.tokenServer.localAccounts ? new LocalAccounts(config.dataDir, new RegistryIssuerKey(registryDb.db, masterSecret)) : undefined;
   const accountStore = localAccounts ? new AccountStore(registryDb.db) : undefined;
   const evacuator = new Evacuator(registry, nodeStores, mover, { concurrency: fed.moveConcurrency }, logger);
@@ -174,6 +163,14 @@ export async function startServer(config: Config, logger = createLogger(config.l
         nodes: nodeAdmin,
         token: config.adminToken,
         replication: { view: () => ({ replication: replicator.stats(), health: health.view() }), reset: () => replicator.resetStats() },
+        dashboard: {
+          nodes: () => registry.allNodes(),
+          operators: () => nodeAdmin.operators(),
+          events: (limit: number) => registry.recentEvents(limit),
+          replication: () => replicator.stats(),
+          health: () => health.view(),
+          topUsers: async (limit: number) => usage.top('bytes', { limit }),
+        },
         moves: {
           resolve: resolveUser,
           request: (uid: number, to: string) => mover.request(uid, to),

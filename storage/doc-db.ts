@@ -35,8 +35,11 @@ export interface DocDb {
   /** Compare-and-swap on _rev: resolves the new rev, or 'conflict'. */
   put(doc: Doc): Promise<string | 'conflict'>;
   bulk(docs: Doc[]): Promise<BulkResult[]>;
-  /** Documents with startId <= _id <= endId, in _id order. */
-  range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]>;
+  /**
+   * Documents with startId <= _id <= endId, in _id order; `descending`: from endId down (the
+   * newest first of ids that sort by time, without reading the older ones).
+   */
+  range<T extends Doc>(startId: string, endId: string, limit?: number, descending?: boolean): Promise<T[]>;
   /** Latest version of every document changed since `since` (0: all of them). */
   changes<T extends Doc>(since: string | number): Promise<Changes<T>>;
   /**

@@ -1,6 +1,7 @@
 // The admin API under /__admin__/: operators, nodes and (admin-accounts.ts) accounts. It
 // answers only a bearer equal to SYNCGATE_ADMIN_TOKEN (compared in constant time); without
-// that setting it does not exist.
+// that setting it does not exist. (The dashboard below /__admin__/dashboard, server/dashboard/,
+// also takes its own sign-in cookie; nothing here reads a cookie.)
 // Bodies and answers are JSON; node credentials never appear in an answer.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
@@ -13,6 +14,20 @@ import { accountAdminRoutes, type AccountsAdmin } from './admin-accounts.js';
 import { usageAdminRoutes, type UsageAdminRoutes } from './admin-usage.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** The form in which the admin token is kept and compared. */
+export const adminDigest = digest;
+
+/** Whether `given` is the token of digest `expected`. */
+export function tokenMatches(given: string, expected: Buffer): boolean {
+  // Digests of equal length: the comparison time says nothing about the token.
+  return timingSafeEqual(digest(given), expected);
+}
+
+/** Whether the request carries `Bearer <token>`, the token of digest `expected`. */
+export function bearerMatches(ctx: Koa.Context, expected: Buffer): boolean {
+  return tokenMatches(/^Bearer (.+)$/i.exec(ctx.get('Authorization'))?.[1] ?? '', expected);
+}
 
 /** What this gateway knows of replication and node health (GET /__admin__/replication). */
 export interface ReplicationAdmin {
@@ -48,10 +63,7 @@ export function adminRouter(admin: NodeAdmin, token: string, replication?: Repli
   router.use(async (ctx, next) => {
     ctx.state.route = 'admin';
     try {
-      const header = ctx.get('Authorization');
-      const given = /^Bearer (.+)$/i.exec(header)?.[1] ?? '';
-      // Digests of equal length: the comparison time says nothing about the token.
-      if (!timingSafeEqual(digest(given), expected)) {
+      if (!bearerMatches(ctx, expected)) {
         ctx.set('WWW-Authenticate', 'Bearer realm="syncgate-admin"');
         throw new AdminError(401, 'admin credential required');
       }

@@ -103,8 +103,8 @@ export class CouchDocDb implements DocDb {
     });
   }
 
-  async range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]> {
-    const qs: Record<string, unknown> = { startkey: startId, endkey: endId, include_docs: true };
+  async range<T extends Doc>(startId: string, endId: string, limit?: number, descending = false): Promise<T[]> {
+    const qs: Record<string, unknown> = descending ? { startkey: endId, endkey: startId, descending: true, include_docs: true } : { startkey: startId, endkey: endId, include_docs: true };
     if (limit !== undefined) qs.limit = limit;
     let res: { rows: Row<T>[] };
     try {

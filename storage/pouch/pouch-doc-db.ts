@@ -78,8 +78,8 @@ export class PouchDocDb implements DocDb {
     });
   }
 
-  async range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]> {
-    const opts: PouchDB.Core.AllDocsWithinRangeOptions = { startkey: startId, endkey: endId, include_docs: true };
+  async range<T extends Doc>(startId: string, endId: string, limit?: number, descending = false): Promise<T[]> {
+    const opts: PouchDB.Core.AllDocsWithinRangeOptions = descending ? { startkey: endId, endkey: startId, descending: true, include_docs: true } : { startkey: startId, endkey: endId, include_docs: true };
     if (limit !== undefined) opts.limit = limit;
     const res = await this.pouch.allDocs(opts);
     return res.rows.flatMap((r) => (r.doc ? [r.doc as unknown as T] : []));

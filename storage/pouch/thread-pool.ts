@@ -84,7 +84,8 @@ export class ThreadDocDb implements DocDb {
   bulk(docs: Doc[]): Promise<BulkResult[]> {
     return this.call('bulk', docs);
   }
-  range<T extends Doc>(startId: string, endId: string, limit?: number): Promise<T[]> {
+  range<T extends Doc>(startId: string, endId: string, limit?: number, descending?: boolean): Promise<T[]> {
+    if (descending) return this.call('range', startId, endId, limit, true);
     return limit === undefined ? this.call('range', startId, endId) : this.call('range', startId, endId, limit);
   }
   changes<T extends Doc>(since: string | number): Promise<Changes<T>> {

@@ -109,6 +109,13 @@ describe('draining a node and evacuating an operator while users sync', function
     assert.match(plain.stdout, /evacuate op-b: done, \d+ users in [\d.]+ s/);
     after = await placements();
     assert.deepEqual(after.filter((p) => [p.node, p.replica].includes('b')).map((p) => p.uid), [], 'nobody left on b');
+    // Both evacuations are in the registry's event log (written just after the node is marked emptied).
+    const evacuated = async () => ((await admin('GET', '/dashboard/data')).events as Array<{ kind: string; node?: string }>).filter((e) => e.kind === 'evacuated').map((e) => e.node);
+    for (const by = Date.now() + 5000; ; await sleep(200)) {
+      const logged = await evacuated();
+      if (['a', 'b'].every((n) => logged.includes(n))) break;
+      assert.ok(Date.now() < by, `evacuated events for a and b: ${JSON.stringify(logged)}`);
+    }
 
     await admin('DELETE', '/nodes/a');
     await admin('DELETE', '/nodes/b');

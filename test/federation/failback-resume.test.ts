@@ -102,6 +102,8 @@ describe('failback stopped between copy and restamp (the merging gateway killed)
     await waitFor('the failback report (logs are buffered)', async () => merged.test(log), 10_000);
     const report = merged.exec(log);
     assert.ok(report, 'the second gateway logged its failback');
+    const events = ((await admin('GET', '/dashboard/data')).events as Array<{ kind: string; node?: string }>).filter((e) => e.node === victim).map((e) => e.kind);
+    assert.deepEqual(events, ['failback', 'failover'], 'the registry logged the failover and the failback (newest first)');
     // The five it copied, and the outage write the primary lacked (the switch merges it back).
     assert.ok(Number(report[2]) >= before.length, `the records the dead gateway copied were restamped by the one that took over (${report[2]})`);
 

@@ -76,7 +76,8 @@ describe('federation metrics: calls per node, replication, a node killed and bac
     assert.equal(m.value('syncgate_replications_failed_total'), 0);
     for (const n of ['a', 'b']) assert.equal(m.value('syncgate_node_state', { node: n, state: 'up' }), 1);
     assert.equal(m.value('syncgate_node_state', { node: 'default', state: 'draining' }), 1);
-    assert.equal(m.value('syncgate_node_users', { node: primary }), 1);
+    assert.equal(m.value('syncgate_node_user_databases', { node: primary }), 1);
+    assert.equal(m.value('syncgate_node_user_databases', { node: replica }), 1, 'a replica is a user database too');
     assert.equal(m.value('syncgate_node_capacity', { node: primary }), 100);
     assert.equal(m.value('syncgate_node_failovers_total'), 0);
 

@@ -120,6 +120,9 @@ describe('moving users between nodes while they sync', function () {
       assert.notEqual(placed.replica, m.to);
       assert.notEqual(placed.replica, m.from, 'the source is not kept as the replica');
     }
+    // Each move is in the registry's event log, which the dashboard lists.
+    const events = (await admin('GET', '/dashboard/data')).events as Array<{ kind: string; uid?: number; from?: string; to?: string }>;
+    for (const m of moves) assert.ok(events.some((e) => e.kind === 'move' && e.uid === m.uid && e.from === m.from && e.to === m.to), `uid ${m.uid}: no move event in ${JSON.stringify(events)}`);
     const windows = loads.map((l) => Math.max(0, ...l.refusals));
     const { median, max } = medianMax(windows);
     const switches = medianMax(ended.map((e) => e.switchMs ?? 0));

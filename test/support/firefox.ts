@@ -36,6 +36,8 @@ export class Netns {
     readonly sockets: Record<string, string>,
     /** A second Couch in the namespace (SYNCGATE_TEST_NETNS_OWN_COUCH=1), as the gateway reaches it. */
     readonly ownCouch?: string,
+    /** Couch nodes in the namespace (SYNCGATE_TEST_NETNS_NODES=n): URL as the gateway reaches it, process id. */
+    readonly nodes: Array<{ url: string; pid: number }> = [],
   ) {}
 
   /** Starts the namespace with a gateway configured by `env`, and room for `browsers` Firefoxes. */
@@ -51,8 +53,8 @@ export class Netns {
       rl.once('line', resolve);
       host.once('exit', (code) => reject(new Error(`the namespace's gateway exited with ${code}`)));
     });
-    const { url, sockets, ownCouch } = JSON.parse(line) as { url: string; sockets: Record<string, string>; ownCouch?: string };
-    return new Netns(host, dir, url, sockets, ownCouch);
+    const { url, sockets, ownCouch, nodes } = JSON.parse(line) as { url: string; sockets: Record<string, string>; ownCouch?: string; nodes?: Array<{ url: string; pid: number }> };
+    return new Netns(host, dir, url, sockets, ownCouch, nodes);
   }
 
   get pid(): number {

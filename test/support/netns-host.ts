@@ -19,6 +19,9 @@ const env = JSON.parse(envJson) as Record<string, string>;
 const couch = env.SYNCGATE_TEST_NETNS_COUCH === '1' ? await startPouchServer() : undefined;
 // A person's own Couch (test/firefox/own-couch.test.ts): another one, reachable from in here.
 const ownCouch = env.SYNCGATE_TEST_NETNS_OWN_COUCH === '1' ? await startPouchServer() : undefined;
+// Couch nodes for the gateway to place users on (test/browser/dashboard.test.ts): the test adds
+// them through the admin API and kills one by its process id (pids cross the namespace).
+const nodes = await Promise.all(Array.from({ length: Number(env.SYNCGATE_TEST_NETNS_NODES ?? 0) }, () => startPouchServer()));
 const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', ...env, ...(couch ? { COUCH_URL: couch.url } : {}) });
 // Logs to stderr: stdout carries the one line that tells the test where things are.
 const server = await startServer(config, pino({ level: process.env.SYNCGATE_TEST_LOG ?? 'silent' }, pino.destination(2)));
@@ -41,12 +44,14 @@ function forward(port: number): Promise<string> {
 
 const sockets: Record<string, string> = { gateway: await forward(gatewayPort) };
 for (const p of ports) sockets[p] = await forward(Number(p));
-process.stdout.write(`${JSON.stringify({ url: server.url, sockets, ...(ownCouch ? { ownCouch: ownCouch.url } : {}) })}\n`);
+const nodesOut = nodes.map((n) => ({ url: n.url, pid: n.pid }));
+process.stdout.write(`${JSON.stringify({ url: server.url, sockets, ...(ownCouch ? { ownCouch: ownCouch.url } : {}), ...(nodes.length ? { nodes: nodesOut } : {}) })}\n`);
 
 const stop = async () => {
   await server.close().catch(() => undefined);
   await couch?.stop().catch(() => undefined);
   await ownCouch?.stop().catch(() => undefined);
+  for (const n of nodes) await n.stop().catch(() => undefined);
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop());
