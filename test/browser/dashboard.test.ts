@@ -44,6 +44,8 @@ describe('operator dashboard in Chromium: sign-in, nodes, charts, a node killed'
         SYNCGATE_ADMIN_TOKEN: ADMIN,
         SYNCGATE_NODE_SECRET: randomBytes(24).toString('hex'),
         SYNCGATE_FXA: 'false',
+        // Per-user usage written every second, for the top users table.
+        SYNCGATE_USAGE_FLUSH_SEC: '1',
         // A node that stops answering is failed within about a second.
         SYNCGATE_HEALTH_INTERVAL_MS: '500',
         SYNCGATE_HEALTH_SUSPECT_INTERVAL_MS: '200',
@@ -70,7 +72,8 @@ describe('operator dashboard in Chromium: sign-in, nodes, charts, a node killed'
         const { header } = Hawk.client.header(url, method, { credentials: { id: creds.id, key: creds.key, algorithm: 'sha256' } });
         return (ns as Netns).request(method, new URL(url).pathname + new URL(url).search, { headers: { Authorization: header }, ...(body === undefined ? {} : { body }) });
       };
-      for (let i = 0; i < 5; i++) assert.equal((await sync('POST', '/storage/history', [{ id: `h${i}`, payload: `p${i}` }])).status, 200);
+      // User n writes 2 + n records: the top users table has an order to show.
+      for (let i = 0; i < 2 + n; i++) assert.equal((await sync('POST', '/storage/history', [{ id: `h${i}`, payload: `p${i}` }])).status, 200);
       assert.equal((await sync('GET', '/info/collections')).status, 200);
     }
     chromium = await launchChromium(found.path, ns);
@@ -126,6 +129,12 @@ describe('operator dashboard in Chromium: sign-in, nodes, charts, a node killed'
     });
     assert.ok(drawn > 500, `the rate chart's canvas has ${drawn} painted pixels`);
     for (const id of ['chart-errors', 'chart-latency']) assert.ok(await page.$(`#${id} canvas`), `${id} has no canvas`);
+  });
+
+  it('lists the top users by data, largest first', async () => {
+    await page.waitForFunction(() => document.querySelectorAll('#top-users tbody tr td.num').length >= 12, undefined, { timeout: 15_000 });
+    const records = await page.$$eval('#top-users tbody tr', (rows) => rows.map((r) => r.querySelectorAll('td')[2]?.textContent));
+    assert.deepEqual(records, ['4', '3', '2']);
   });
 
   it('does not honour the session cookie outside the dashboard', async () => {

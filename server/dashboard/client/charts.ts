@@ -12,6 +12,8 @@ interface Line {
   stroke: string;
   /** The value at step i, or null for a gap. */
   value: (t: Traffic, i: number) => number | null;
+  /** Draw each step's point: a step between two gaps is a point, not a line. */
+  points?: boolean;
 }
 
 interface ChartSpec {
@@ -35,7 +37,7 @@ function make(spec: ChartSpec): uPlot {
       { stroke: '#5b6472', space: 70, grid: { stroke: '#eef0f3' }, ticks: { stroke: '#dde1e6' }, values: (_u, vals) => vals.map((v) => clock(new Date(v * 1000))) },
       { stroke: '#5b6472', size: 64, grid: { stroke: '#eef0f3' }, ticks: { stroke: '#dde1e6' }, values: (_u, vals) => vals.map((v) => spec.unit(v)) },
     ],
-    series: [{ label: 'at', value: (_u, v) => (v === null ? '–' : clockSec(new Date(v * 1000))) }, ...spec.lines.map((l) => ({ label: l.label, stroke: l.stroke, width: 2, fill: `${l.stroke}1a`, value: (_u: uPlot, v: number | null) => (v === null ? '–' : spec.unit(v)) }))],
+    series: [{ label: 'at', value: (_u, v) => (v === null ? '–' : clockSec(new Date(v * 1000))) }, ...spec.lines.map((l) => ({ label: l.label, stroke: l.stroke, width: 2, fill: `${l.stroke}1a`, ...(l.points ? { points: { show: true, size: 4 } } : {}), value: (_u: uPlot, v: number | null) => (v === null ? '–' : spec.unit(v)) }))],
   };
   return new uPlot(opts, [[], ...spec.lines.map(() => [])], spec.el);
 }
@@ -51,16 +53,16 @@ export class TrafficCharts {
         el: errors,
         unit: pct,
         lines: [
-          { label: '5xx', stroke: '#dc2626', value: (t, i) => (quiet(t, i) ? null : (t.errorRate[i] ?? 0)) },
-          { label: '4xx', stroke: '#d97706', value: (t, i) => (quiet(t, i) ? null : (t.clientErrorRate[i] ?? 0)) },
+          { label: '5xx', points: true, stroke: '#dc2626', value: (t, i) => (quiet(t, i) ? null : (t.errorRate[i] ?? 0)) },
+          { label: '4xx', points: true, stroke: '#d97706', value: (t, i) => (quiet(t, i) ? null : (t.clientErrorRate[i] ?? 0)) },
         ],
       },
       {
         el: latency,
         unit: (v) => `${+v.toFixed(1)} ms`,
         lines: [
-          { label: 'p50', stroke: '#059669', value: (t, i) => (quiet(t, i) ? null : (t.p50Ms[i] ?? 0)) },
-          { label: 'p99', stroke: '#7c3aed', value: (t, i) => (quiet(t, i) ? null : (t.p99Ms[i] ?? 0)) },
+          { label: 'p50', points: true, stroke: '#059669', value: (t, i) => (quiet(t, i) ? null : (t.p50Ms[i] ?? 0)) },
+          { label: 'p99', points: true, stroke: '#7c3aed', value: (t, i) => (quiet(t, i) ? null : (t.p99Ms[i] ?? 0)) },
         ],
       },
     ];
