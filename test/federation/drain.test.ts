@@ -22,7 +22,19 @@ import { credentialsOf, requestToken } from '../support/tokens.js';
 const ADMIN = randomBytes(24).toString('hex');
 const BIN = fileURLToPath(new URL('../../bin/syncgate.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const run = promisify(execFile);
+const exec = promisify(execFile);
+/**
+ * A command that must end: one still running after two minutes is killed, and the failure
+ * shows what it printed so far (where a drain stopped) rather than the test's own timeout.
+ */
+async function run(file: string, args: string[], opts: { env: NodeJS.ProcessEnv; maxBuffer?: number }): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await exec(file, args, { ...opts, timeout: 120_000, killSignal: 'SIGKILL' });
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; killed?: boolean };
+    assert.fail(`${args.slice(0, 6).join(' ')}${err.killed ? ' did not end within 2 min' : ' failed'}; its last output: ${String(err.stdout ?? '').slice(-800)} ${String(err.stderr ?? '').slice(-400)}`);
+  }
+}
 
 describe('draining a node and evacuating an operator while users sync', function () {
   this.timeout(300_000);
@@ -52,7 +64,11 @@ describe('draining a node and evacuating an operator while users sync', function
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === 'failed' && process.env.SYNCGATE_TEST_LOG) writeFileSync(`${process.env.SYNCGATE_TEST_LOG}.drain`, log);
+    if (this.currentTest?.state !== 'failed') return;
+    // The gateways' debug log, kept where CI output can point to it (the drain once stalled in a full run).
+    const file = process.env.SYNCGATE_TEST_LOG ? `${process.env.SYNCGATE_TEST_LOG}.drain` : join(tmpdir(), `syncgate-drain-failure-${Date.now()}.log`);
+    writeFileSync(file, log);
+    console.log(`      the gateways' log: ${file}; its evacuation lines:\n${log.split('\n').filter((l) => /evacuat|move/.test(l)).slice(-30).join('\n')}`);
   });
 
   after(async () => {
