@@ -1,10 +1,10 @@
 // Counting every request on the gateway's metrics (common/metrics.ts), and the scrape endpoint
 // /__metrics__. The scrape answers only a bearer equal to SYNCGATE_METRICS_TOKEN or the admin
 // token (compared in constant time); with neither configured it does not exist.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Metrics } from '../common/metrics.js';
+import { bearerOf, tokenDigest, tokenMatches } from './auth/bearer.js';
 
 /** Which API answered: the kind of an error is a code of that API's catalog. */
 function apiOf(route: string): string {
@@ -42,17 +42,15 @@ export function requestMetrics(metrics: Metrics): Koa.Middleware {
   };
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
 export function metricsRouter(metrics: Metrics, bearers: string[]): Router {
-  const accepted = bearers.map(digest);
+  const accepted = bearers.map(tokenDigest);
   const router = new Router();
   router.get('/__metrics__', async (ctx) => {
     ctx.state.route = 'metrics';
-    const given = digest(/^Bearer (.+)$/i.exec(ctx.get('Authorization'))?.[1] ?? '');
+    const given = bearerOf(ctx);
     // Every bearer is compared, so the time taken says nothing about which one nearly matched.
     let ok = false;
-    for (const a of accepted) ok = timingSafeEqual(given, a) || ok;
+    for (const a of accepted) ok = tokenMatches(given, a) || ok;
     if (!ok) {
       ctx.set('WWW-Authenticate', 'Bearer realm="syncgate-metrics"');
       ctx.state.errorKind = 'unauthorized';

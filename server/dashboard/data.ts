@@ -8,16 +8,10 @@ import type { TrafficPoint } from '../../common/traffic-history.js';
 import type { EventDoc } from '../../federation/event-log.js';
 import type { NodeDoc } from '../../federation/registry.js';
 import type { ReplicationStats } from '../../federation/replicator.js';
+import type { UserUsageRow } from '../../federation/usage.js';
 
-/** One of the largest users, from per-user usage (built apart; wired where it exists). */
-export interface TopUser {
-  uid: number;
-  node: string;
-  records: number;
-  bytes: number;
-  requestsHour: number;
-  requestsDay: number;
-}
+/** One of the largest users, as per-user usage (federation/usage.ts) ranks them. */
+export type TopUser = Pick<UserUsageRow, 'uid' | 'node' | 'records' | 'bytes' | 'requestsHour' | 'requestsDay'>;
 export type TopUsers = (limit: number) => Promise<TopUser[]>;
 
 export interface DashboardSources {

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { readBody } from '../request/body.js';
-import { adminDigest, bearerMatches, tokenMatches } from '../routes/admin.js';
+import { bearerMatches, tokenDigest, tokenMatches } from '../auth/bearer.js';
 import { dashboardData, type DashboardSources } from './data.js';
 import { DashboardSessions, SESSION_COOKIE } from './session.js';
 
@@ -33,7 +33,7 @@ const WRONG_TOKEN = '<p class="error" role="alert">That is not the admin token.<
 class NotBuilt extends Error {}
 
 export function dashboardRouter(token: string, sources: DashboardSources, sessions = new DashboardSessions(token)): Router {
-  const expected = adminDigest(token);
+  const expected = tokenDigest(token);
   const cache = new Map<File, Buffer>();
   const router = new Router({ prefix: DASHBOARD });
 

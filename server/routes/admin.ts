@@ -3,31 +3,16 @@
 // that setting it does not exist. (The dashboard below /__admin__/dashboard, server/dashboard/,
 // also takes its own sign-in cookie; nothing here reads a cookie.)
 // Bodies and answers are JSON; node credentials never appear in an answer.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { AdminError, type NodeAdmin } from '../../federation/node-admin.js';
 import type { EvacuationProgress } from '../../federation/evacuation.js';
 import type { MoveStatus } from '../../federation/user-move.js';
+import { bearerMatches, tokenDigest } from '../auth/bearer.js';
 import { parseJson, readBody } from '../request/body.js';
 import { accountAdminRoutes, type AccountsAdmin } from './admin-accounts.js';
 import { usageAdminRoutes, type UsageAdminRoutes } from './admin-usage.js';
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/** The form in which the admin token is kept and compared. */
-export const adminDigest = digest;
-
-/** Whether `given` is the token of digest `expected`. */
-export function tokenMatches(given: string, expected: Buffer): boolean {
-  // Digests of equal length: the comparison time says nothing about the token.
-  return timingSafeEqual(digest(given), expected);
-}
-
-/** Whether the request carries `Bearer <token>`, the token of digest `expected`. */
-export function bearerMatches(ctx: Koa.Context, expected: Buffer): boolean {
-  return tokenMatches(/^Bearer (.+)$/i.exec(ctx.get('Authorization'))?.[1] ?? '', expected);
-}
 
 /** What this gateway knows of replication and node health (GET /__admin__/replication). */
 export interface ReplicationAdmin {
@@ -57,7 +42,7 @@ export interface EvacuationAdmin {
 }
 
 export function adminRouter(admin: NodeAdmin, token: string, replication?: ReplicationAdmin, accounts?: AccountsAdmin, moves?: MoveAdmin, evacuation?: EvacuationAdmin, ownCouch?: OwnCouchAdmin, usage?: UsageAdminRoutes): Router {
-  const expected = digest(token);
+  const expected = tokenDigest(token);
   const router = new Router({ prefix: '/__admin__' });
 
   router.use(async (ctx, next) => {
