@@ -16,25 +16,13 @@ import { basicAuth, startCouchNode, type CouchNode } from '../support/couch.js';
 import { SyncClient, type SyncResponse } from '../support/client.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { credentialsOf, requestToken } from '../support/tokens.js';
+import type { UserUsageRow as Row } from '../../federation/usage.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/syncgate.js', import.meta.url));
 const ADMIN = randomBytes(24).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Row {
-  uid: number;
-  node: string;
-  records: number;
-  bytes: number;
-  requestsHour: number;
-  requestsDay: number;
-  bytesInHour: number;
-  bytesOutHour: number;
-  bytesInDay: number;
-  bytesOutDay: number;
-  updatedAt: number;
-}
 
 /** A client that adds up what its requests sent and received, as the gateway should count them. */
 class CountingClient {
