@@ -31,7 +31,8 @@ export interface RecordDoc extends Doc {
 export type JournalOp =
   | { kind: 'write'; records: BsoInput[] }
   | { kind: 'delete'; ids: string[] }
-  | { kind: 'commit'; batch: string }
+  /** A batch commit; `records`: those the commit request itself carried (applied last). */
+  | { kind: 'commit'; batch: string; records?: BsoInput[] }
   /** Records the returning node of a failback alone had: a new timestamp, so every client sees them. */
   | { kind: 'restamp'; ids: string[] };
 

@@ -18,7 +18,7 @@ import type {
 } from '../store.js';
 import type { Doc } from '../doc-db.js';
 import type { Backend } from './backend.js';
-import { batchId, chunkId, isRecordId, recordId, type BatchDoc, type ChunkDoc, type RecordDoc, type StateDoc, wellFormedRecord } from './docs.js';
+import { batchId, chunkId, isRecordId, recordId, type BatchDoc, type ChunkDoc, type JournalOp, type RecordDoc, type StateDoc, wellFormedRecord } from './docs.js';
 import { resolveConflicts } from './conflicts.js';
 import { selectPage } from './listing.js';
 import { checkPreconditions } from './preconditions.js';
@@ -221,8 +221,8 @@ export class SyncStore implements Store {
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
       const quotaRemaining = await this.checkQuota(u, s, await this.growth(u, s, collection, [record]));
-      await u.commit(s, T, collection, { kind: 'write', records: [record] }, () => {});
-      return withQuota({ modified: T, success: [record.id], failed: {} }, quotaRemaining);
+      const done = await u.commit(s, T, collection, { kind: 'write', records: [record] }, () => {});
+      return withQuota({ modified: done.at, success: [record.id], failed: {} }, quotaRemaining);
     });
   }
 
@@ -232,11 +232,11 @@ export class SyncStore implements Store {
       const quotaRemaining = await this.checkQuota(u, s, await this.growth(u, s, collection, input.records));
       const op = input.records.length > 0 ? { kind: 'write' as const, records: input.records } : undefined;
       // Even a POST whose every item failed touches the collection (spec 1.2).
-      await u.commit(s, T, collection, op, (next) => {
+      const done = await u.commit(s, T, collection, op, (next) => {
         next.collections[collection] = T;
         next.storage = T;
       });
-      const result: WriteResult = { modified: T, success: input.records.map((r) => r.id), failed: input.failed };
+      const result: WriteResult = { modified: done.at, success: input.records.map((r) => r.id), failed: input.failed };
       return withQuota(result, quotaRemaining);
     }, true);
   }
@@ -249,10 +249,6 @@ export class SyncStore implements Store {
       await this.checkQuota(u, s, inputBytes(input.records));
       const id = randomBytes(16).toString('base64url');
       u.purgeAgain(); // a batch may die unused
-      if (input.records.length > 0) {
-        const chunk: ChunkDoc = { _id: chunkId(id, 0), records: input.records };
-        await u.db.put(chunk);
-      }
       // `created` is past every deletion so far; a later deletion of the collection gets a
       // timestamp at or past it and so ends the batch.
       const batch: BatchDoc = {
@@ -264,7 +260,9 @@ export class SyncStore implements Store {
         records: input.records.length,
         bytes: inputBytes(input.records),
       };
-      if ((await u.db.put(batch)) === 'conflict') throw new Retry();
+      // The first chunk and the batch in one request; both are new documents.
+      const docs: Array<BatchDoc | ChunkDoc> = input.records.length > 0 ? [{ _id: chunkId(id, 0), records: input.records }, batch] : [batch];
+      if ((await u.db.bulk(docs)).some((r) => !r.ok)) throw new Retry();
       return { batch: id, lastModified, success: input.records.map((r) => r.id), failed: input.failed };
     });
   }
@@ -284,9 +282,12 @@ export class SyncStore implements Store {
     return this.write(uid, async (u, s, T) => {
       checkPreconditions(s.collections[collection] ?? 0, pre, false);
       const doc = await this.openBatchDoc(u, s, collection, batch);
-      // The commit's own records are staged like an append, so a crashed commit can be replayed.
-      const quotaRemaining = await this.stage(u, s, doc, input.records);
-      await u.commit(s, T, collection, { kind: 'commit', batch }, () => {});
+      this.checkTotals(doc.records, doc.bytes, input.records);
+      const quotaRemaining = await this.checkQuota(u, s, doc.bytes + inputBytes(input.records));
+      // The commit's own records go in its journal (a crashed commit is replayed from it), not
+      // in a chunk of their own: two writes fewer.
+      const op: JournalOp = input.records.length > 0 ? { kind: 'commit', batch, records: input.records } : { kind: 'commit', batch };
+      await u.commit(s, T, collection, op, () => {});
       return withQuota({ modified: T, success: input.records.map((r) => r.id), failed: input.failed }, quotaRemaining);
     });
   }

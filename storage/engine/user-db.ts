@@ -6,6 +6,9 @@
 //   3. apply the records (idempotent: a record already at w = T is skipped)
 //   4. compare-and-swap `state`: the collection and storage timestamps become T, pending cleared
 //
+// A small write (its journal inline in the state, one bulk of records) does 3 and 4 in one bulk
+// request: Couch's cost is in its writes (fsync, B-tree appends), and this saves one per POST.
+//
 // Readers only see records whose write is committed (w <= collection timestamp), so a write
 // between 2 and 4 is invisible. Whoever finds a pending write whose owner is gone (crashed
 // process, expired lease) rolls it forward from its journal: nothing stored is half applied
@@ -115,6 +118,12 @@ function recordingWrites(db: DocDb, sink: () => WrittenDoc[] | undefined): DocDb
       return results;
     },
   });
+}
+
+/** A committed write: the state after it, and the timestamp its records carry. */
+export interface Committed {
+  state: StateDoc;
+  at: number;
 }
 
 interface WrittenDoc {
@@ -377,7 +386,7 @@ export class UserDb {
     collection: string,
     op: JournalOp | undefined,
     update: (s: StateDoc) => void,
-  ): Promise<StateDoc> {
+  ): Promise<Committed> {
     // The index was current at this state and the swaps below leave no room for another writer:
     // it can follow what this commit writes instead of reading it back from the changes feed.
     const follow = !this.opts.exclusive && this.index.built && state._rev !== undefined && this.index.stateRev === state._rev;
@@ -391,7 +400,7 @@ export class UserDb {
       this.lastStateRev = rev;
       this.neverWritten = false;
       if (follow) this.index.stateRev = rev;
-      return next;
+      return { state: next, at: T };
     }
     const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() };
     if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
@@ -413,7 +422,17 @@ export class UserDb {
     const written: WrittenDoc[] = [];
     this.written = follow ? written : undefined;
     try {
-      const done = await this.finish(claimed, op);
+      // A small write: its records and the state that commits them go in one write, not two.
+      const oneWrite = op.kind === 'write' && pending.op !== undefined && op.records.length <= APPLY_SLICE;
+      const together = oneWrite ? await this.finishInOneWrite(claimed, op, this.opts.exclusive || follow) : undefined;
+      if (together?.refused) {
+        // Committed without these records: another writer changed them under this one
+        // (replication, a write behind the index's back). They go in a commit of their own,
+        // later than the one just made, so that a reader of it cannot have missed them.
+        this.written = undefined;
+        return await this.commit(together.done, this.nextTimestamp(together.done), collection, { kind: 'write', records: together.refused }, update);
+      }
+      const done = together?.done ?? (await this.finish(claimed, op));
       // Committed by this swap, not rolled forward by someone who presumed us dead.
       if (this.written === written && !written.some((w) => w.rev === undefined)) {
         this.index.written(
@@ -422,16 +441,61 @@ export class UserDb {
         );
         this.index.stateRev = done._rev;
       }
-      return done;
+      return { state: done, at: T };
     } finally {
       this.written = undefined;
     }
   }
 
+  /**
+   * Steps 3 and 4 of a small write in one bulk request: its records, and the state that
+   * commits them. Undefined when the state was refused (the write was taken over: finish() it
+   * the usual way, every step of which is idempotent); `refused` lists records that lost their
+   * compare-and-swap while the state was committed.
+   *
+   * A crash before the request leaves the pending write, rolled forward from its journal. One
+   * during it may commit the state without some records, on a Couch that does not write a
+   * request's documents at once (a single-shard CouchDB database and PouchDB do): a write that
+   * was never acknowledged, half applied, as a POST that failed part-way may be (spec 1.5).
+   */
+  private async finishInOneWrite(
+    state: StateDoc,
+    op: Extract<JournalOp, { kind: 'write' }>,
+    indexCurrent: boolean,
+  ): Promise<{ done: StateDoc; refused?: BsoInput[] } | undefined> {
+    const p = state.pending as Pending;
+    // Bases from an index that may be behind would lose compare-and-swaps after the state is
+    // committed: such a write reads them instead (a read costs Couch less than a write).
+    const existing = await this.writeBases(p.collection, op.records, this.index.built && indexCurrent);
+    const docs: Doc[] = [];
+    for (const r of op.records) {
+      const stored = existing.get(recordId(p.collection, r.id));
+      const base = wellFormedRecord(stored);
+      if (base && base.w >= p.T) continue; // written over since (a replicated pending rolled forward late)
+      const doc = mergeRecord(base && isWriteBase(base, state, p.collection, p.T) ? base : undefined, r, p.collection, p.T);
+      if (stored?._rev) doc._rev = stored._rev;
+      docs.push(doc);
+    }
+    const done: StateDoc = structuredClone(state);
+    done.pending = null;
+    done.collections[p.collection] = Math.max(done.collections[p.collection] ?? 0, p.T);
+    done.storage = Math.max(done.storage, p.T);
+    this.stamp(done);
+    docs.push(done);
+    const results = await this.db.bulk(docs);
+    const committed = results.find((r) => r.id === STATE_ID);
+    if (!committed?.ok || committed.rev === undefined) return undefined;
+    done._rev = committed.rev;
+    this.lastStateRev = committed.rev;
+    const failed = new Set(results.filter((r) => !r.ok).map((r) => r.id));
+    const refused = op.records.filter((r) => failed.has(recordId(p.collection, r.id)));
+    return refused.length > 0 ? { done, refused } : { done };
+  }
+
   /** Steps 3 and 4 of the pending write in `state`. */
   private async finish(state: StateDoc, op: JournalOp): Promise<StateDoc> {
     const p = state.pending as Pending;
-    await this.apply(op, p.T, p.collection, state, () => this.renewLease(state));
+    let spent = await this.apply(op, p.T, p.collection, state, () => this.renewLease(state));
     failpoint('commit:before-state');
     const done: StateDoc = structuredClone(state);
     done.pending = null;
@@ -441,7 +505,8 @@ export class UserDb {
     done.storage = Math.max(done.storage, p.T);
     this.stamp(done);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
-      const rev = await this.db.put(done);
+      const rev = spent.length > 0 ? await this.putWithDeletions(done, spent) : await this.db.put(done);
+      spent = [];
       if (rev !== 'conflict') {
         done._rev = rev;
         this.lastStateRev = rev;
@@ -459,6 +524,20 @@ export class UserDb {
       done._rev = now._rev;
     }
     throw new SyncError('conflict', 'could not commit state');
+  }
+
+  /**
+   * The state, and the deletion of documents its commit makes useless (a batch and its chunks),
+   * in one bulk request. A deletion that lost its compare-and-swap is tried again on the
+   * current revision; one of a state that was refused may have landed, which is harmless: a
+   * replay of the commit finds no batch and has nothing left to apply.
+   */
+  private async putWithDeletions(state: StateDoc, spent: Doc[]): Promise<string | 'conflict'> {
+    const results = await this.db.bulk([...spent.map((d) => ({ _id: d._id, _rev: d._rev, _deleted: true })), state]);
+    const committed = results.find((r) => r.id === STATE_ID);
+    const failed = results.filter((r) => r.id !== STATE_ID && r.conflict).map((r) => r.id);
+    if (failed.length > 0) await this.deleteDocs(failed);
+    return committed?.ok && committed.rev !== undefined ? committed.rev : 'conflict';
   }
 
   /**
@@ -495,26 +574,31 @@ export class UserDb {
     await this.finish(state, op ?? { kind: 'delete', ids: [] });
   }
 
-  private async apply(op: JournalOp, T: number, collection: string, state: StateDoc, renew: () => Promise<void>): Promise<void> {
+  /** Step 3; returns the documents the commit of the state deletes (a batch's). */
+  private async apply(op: JournalOp, T: number, collection: string, state: StateDoc, renew: () => Promise<void>): Promise<Doc[]> {
     switch (op.kind) {
       case 'write':
-        return this.applyRecords(op.records, collection, T, state, renew);
+        await this.applyRecords(op.records, collection, T, state, renew);
+        break;
       case 'delete':
-        return this.applyDeletes(op.ids.map((id) => recordId(collection, id)), T);
+        await this.applyDeletes(op.ids.map((id) => recordId(collection, id)), T);
+        break;
       case 'restamp':
-        return this.applyRestamp(op.ids.map((id) => recordId(collection, id)), T);
+        await this.applyRestamp(op.ids.map((id) => recordId(collection, id)), T);
+        break;
       case 'commit': {
         const batch = await this.db.get<BatchDoc>(batchId(op.batch));
-        if (!batch) return; // applied and cleaned up before a crash
+        if (!batch) return []; // applied and cleaned up before a crash
         const [start, end] = chunkRange(op.batch);
         const chunks = await this.db.range<ChunkDoc>(start, end);
-        await this.applyRecords(mergeStaged(chunks), collection, T, state, renew);
-        // The batch document goes last: while it exists, the commit can be replayed.
-        await this.deleteDocs(chunks);
-        await this.deleteDocs([batch]);
-        return;
+        // The commit's own records travel in the journal, after every staged chunk.
+        await this.applyRecords(mergeStaged([...chunks, { _id: '', records: op.records ?? [] }]), collection, T, state, renew);
+        // Deleted with the commit of the state, the batch last: while it exists, the commit
+        // can be replayed, and once every record is applied a replay has nothing left to do.
+        return [...chunks, batch];
       }
     }
+    return [];
   }
 
   /**

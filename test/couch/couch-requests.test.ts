@@ -1,4 +1,6 @@
 // What a gateway on a shared Couch node asks of it, counted by a pass-through proxy:
+//   - a small POST writes twice: its pending state, then its records and the state that commits
+//     them in one bulk request;
 //   - a listing right after a write through the same gateway reads no changes feed (the
 //     record index follows the gateway's own commits);
 //   - a POST right after the client's info/collections starts from the state that read cached
@@ -37,7 +39,11 @@ describe('what a gateway asks of a shared Couch node (counted by a proxy)', func
     // state the commit started from; a read of the feed is never wrong, only slower).
     let fed = 0;
     for (let round = 0; round < 4; round++) {
+      const beforeWrite = env.proxy.snapshot();
       const wrote = await ok<{ modified: number }>(laptop.post('/storage/tabs', [{ id: `t${round}`, payload: `tab ${round}` }, { id: 'first', payload: `one, edited ${round}` }]));
+      const writes = env.proxy.since(beforeWrite);
+      // Two writes: the pending one, then the records and the committed state in one bulk request.
+      assert.deepEqual([writes['state-put'], writes.bulk_docs], [1, 1], `round ${round}: the POST asked ${JSON.stringify(writes)}`);
       const before = env.proxy.snapshot();
       const listed = await ok<Array<{ id: string; payload: string; modified: number }>>(phone.get(`/storage/tabs?full=1&newer=${seen.tabs}`));
       assert.deepEqual(
@@ -96,7 +102,8 @@ describe('what a gateway asks of a shared Couch node (counted by a proxy)', func
       await ok(c.post('/storage/history', [{ id: `h${i}`, payload: 'x' }]));
       const asked = env.proxy.since(before);
       assert.equal(asked['state-get'], undefined, `POST ${i} read the state again: ${JSON.stringify(asked)}`);
-      assert.equal(asked['state-put'], 2, `POST ${i}: the pending write and its commit: ${JSON.stringify(asked)}`);
+      assert.equal(asked['state-put'], 1, `POST ${i}: the pending write (the commit goes with the records): ${JSON.stringify(asked)}`);
+      assert.equal(asked.bulk_docs, 1, `POST ${i}: the records and the state that commits them, in one request: ${JSON.stringify(asked)}`);
     }
   });
 

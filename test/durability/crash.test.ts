@@ -1,6 +1,7 @@
 // Kills a gateway process hard (SIGKILL) in the middle of a batch commit, starts it again on
 // the same data folder, and checks the collection shows all of the batch or none of it, and
-// that every write acknowledged before the crash is still there.
+// that every write acknowledged before the crash is still there. The commit request carries
+// the batch's last records itself: they are in its journal only, never staged.
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -21,9 +22,13 @@ function clientFor(gw: GatewayProcess, uid: number): SyncClient {
 interface Prepared {
   batch: string;
   acknowledged: Map<string, string>; // path -> payload
+  /** The last 100 records of the batch, which the commit request itself carries (they travel in its journal). */
+  commitRecords: Array<{ id: string; payload: string }>;
 }
 
-/** Acknowledged writes plus a staged batch of BATCH_RECORDS history records, not committed. */
+const historyRecords = (start: number) => Array.from({ length: 100 }, (_, i) => ({ id: `h${start + i}`, payload: 'p'.repeat(400) }));
+
+/** Acknowledged writes plus a batch of BATCH_RECORDS history records: all but the last 100 staged, not committed. */
 async function prepare(u: SyncClient): Promise<Prepared> {
   const acknowledged = new Map<string, string>();
   const meta = await u.put('/storage/meta/global', { payload: 'meta' }, { 'X-If-Unmodified-Since': '0' });
@@ -35,12 +40,11 @@ async function prepare(u: SyncClient): Promise<Prepared> {
   const open = await u.post('/storage/history?batch=true', []);
   assert.equal(open.status, 202);
   const batch = open.json().batch as string;
-  for (let start = 0; start < BATCH_RECORDS; start += 100) {
-    const items = Array.from({ length: 100 }, (_, i) => ({ id: `h${start + i}`, payload: 'p'.repeat(400) }));
-    const r = await u.post(`/storage/history?batch=${batch}`, items);
+  for (let start = 0; start < BATCH_RECORDS - 100; start += 100) {
+    const r = await u.post(`/storage/history?batch=${batch}`, historyRecords(start));
     assert.equal(r.status, 202);
   }
-  return { batch, acknowledged };
+  return { batch, acknowledged, commitRecords: historyRecords(BATCH_RECORDS - 100) };
 }
 
 /** The history collection holds none of the batch, or all of it with one timestamp. */
@@ -93,7 +97,7 @@ describe('gateway killed during a batch commit (SIGKILL)', function () {
       await first.kill();
 
       const armed = await spawnOn({ SYNCGATE_FAILPOINT: point });
-      const commit = clientFor(armed, uid).post(`/storage/history?batch=${prepared.batch}&commit=true`, []);
+      const commit = clientFor(armed, uid).post(`/storage/history?batch=${prepared.batch}&commit=true`, prepared.commitRecords);
       await assert.rejects(commit, 'the gateway died before answering');
       await armed.kill();
 
@@ -114,7 +118,7 @@ describe('gateway killed during a batch commit (SIGKILL)', function () {
       const gw = await spawnOn();
       const u = clientFor(gw, uid);
       const prepared = await prepare(u);
-      const commit = u.post(`/storage/history?batch=${prepared.batch}&commit=true`, []).catch(() => undefined);
+      const commit = u.post(`/storage/history?batch=${prepared.batch}&commit=true`, prepared.commitRecords).catch(() => undefined);
       await new Promise((r) => setTimeout(r, round * 15));
       await gw.kill();
       const answered = await commit;
