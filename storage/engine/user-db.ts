@@ -126,6 +126,25 @@ export interface Committed {
   at: number;
 }
 
+/**
+ * The documents that write `records` at T over the stored versions they merge into. A
+ * malformed stored document (not written by syncgate) is replaced as if absent; a record
+ * already at or past T is skipped: applied already, or written over since (a replicated
+ * pending rolled forward late).
+ */
+function recordDocs(records: BsoInput[], stored: Map<string, RecordDoc>, collection: string, T: number, state: StateDoc): RecordDoc[] {
+  const docs: RecordDoc[] = [];
+  for (const r of records) {
+    const found = stored.get(recordId(collection, r.id));
+    const base = wellFormedRecord(found);
+    if (base && base.w >= T) continue;
+    const doc = mergeRecord(base && isWriteBase(base, state, collection, T) ? base : undefined, r, collection, T);
+    if (found?._rev) doc._rev = found._rev;
+    docs.push(doc);
+  }
+  return docs;
+}
+
 interface WrittenDoc {
   doc: Doc;
   rev: string | undefined;
@@ -467,22 +486,8 @@ export class UserDb {
     // Bases from an index that may be behind would lose compare-and-swaps after the state is
     // committed: such a write reads them instead (a read costs Couch less than a write).
     const existing = await this.writeBases(p.collection, op.records, this.index.built && indexCurrent);
-    const docs: Doc[] = [];
-    for (const r of op.records) {
-      const stored = existing.get(recordId(p.collection, r.id));
-      const base = wellFormedRecord(stored);
-      if (base && base.w >= p.T) continue; // written over since (a replicated pending rolled forward late)
-      const doc = mergeRecord(base && isWriteBase(base, state, p.collection, p.T) ? base : undefined, r, p.collection, p.T);
-      if (stored?._rev) doc._rev = stored._rev;
-      docs.push(doc);
-    }
-    const done: StateDoc = structuredClone(state);
-    done.pending = null;
-    done.collections[p.collection] = Math.max(done.collections[p.collection] ?? 0, p.T);
-    done.storage = Math.max(done.storage, p.T);
-    this.stamp(done);
-    docs.push(done);
-    const results = await this.db.bulk(docs);
+    const done = this.committed(state);
+    const results = await this.db.bulk([...recordDocs(op.records, existing, p.collection, p.T, state), done]);
     const committed = results.find((r) => r.id === STATE_ID);
     if (!committed?.ok || committed.rev === undefined) return undefined;
     done._rev = committed.rev;
@@ -492,11 +497,9 @@ export class UserDb {
     return refused.length > 0 ? { done, refused } : { done };
   }
 
-  /** Steps 3 and 4 of the pending write in `state`. */
-  private async finish(state: StateDoc, op: JournalOp): Promise<StateDoc> {
+  /** The state with its pending write committed. */
+  private committed(state: StateDoc): StateDoc {
     const p = state.pending as Pending;
-    let spent = await this.apply(op, p.T, p.collection, state, () => this.renewLease(state));
-    failpoint('commit:before-state');
     const done: StateDoc = structuredClone(state);
     done.pending = null;
     // A pending write replicated from another copy and rolled forward here may be older than
@@ -504,6 +507,15 @@ export class UserDb {
     done.collections[p.collection] = Math.max(done.collections[p.collection] ?? 0, p.T);
     done.storage = Math.max(done.storage, p.T);
     this.stamp(done);
+    return done;
+  }
+
+  /** Steps 3 and 4 of the pending write in `state`. */
+  private async finish(state: StateDoc, op: JournalOp): Promise<StateDoc> {
+    const p = state.pending as Pending;
+    let spent = await this.apply(op, p.T, p.collection, state, () => this.renewLease(state));
+    failpoint('commit:before-state');
+    const done = this.committed(state);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
       const rev = spent.length > 0 ? await this.putWithDeletions(done, spent) : await this.db.put(done);
       spent = [];
@@ -642,18 +654,7 @@ export class UserDb {
       for (let attempt = 0; todo.length > 0; attempt++) {
         if (attempt >= CAS_ATTEMPTS) throw new SyncError('unavailable', 'record writes kept conflicting');
         const existing = await this.writeBases(collection, todo, attempt === 0 && this.index.built);
-        const docs: RecordDoc[] = [];
-        for (const r of todo) {
-          const stored = existing.get(recordId(collection, r.id));
-          // A malformed document (not written by syncgate) is replaced as if absent.
-          const base = wellFormedRecord(stored);
-          // Applied already, or written over since (a replicated pending rolled forward late).
-          if (base && base.w >= T) continue;
-          const doc = mergeRecord(base && isWriteBase(base, state, collection, T) ? base : undefined, r, collection, T);
-          if (stored?._rev) doc._rev = stored._rev;
-          docs.push(doc);
-        }
-        const results = await this.db.bulk(docs);
+        const results = await this.db.bulk(recordDocs(todo, existing, collection, T, state));
         const failed = new Set(results.filter((x) => !x.ok).map((x) => x.id));
         todo = todo.filter((r) => failed.has(recordId(collection, r.id)));
       }

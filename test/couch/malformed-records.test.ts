@@ -5,37 +5,21 @@
 // by writing malformed record documents straight into a user's database on the test Couch,
 // with the admin's credentials, and reading through a real gateway.
 import assert from 'node:assert/strict';
-import { basicAuth, testCouchUrl } from '../support/couch.js';
-import { startGateway, type TestGateway } from '../support/gateway.js';
+import { gatewayBesideCouchAdmin } from '../support/couch-admin.js';
 
 describe('records written into a user database past the gateway (gateway on Couch)', function () {
   this.timeout(60_000);
-  let gw: TestGateway;
-  let base: string;
-  let auth: string;
-
-  before(async () => {
-    const url = await testCouchUrl();
-    const u = new URL(url);
-    base = `${u.protocol}//${u.host}`;
-    auth = basicAuth(u);
-    gw = await startGateway({ COUCH_URL: url });
-  });
-  after(() => gw?.close());
+  const env = gatewayBesideCouchAdmin();
 
   async function writeDirect(db: string, docs: object[]): Promise<void> {
-    const res = await fetch(`${base}/${db}/_bulk_docs`, {
-      method: 'POST',
-      headers: { Authorization: auth, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ docs }),
-    });
-    const out = (await res.json()) as Array<{ ok?: boolean; error?: string }>;
+    const res = await env.couch('POST', `${db}/_bulk_docs`, { docs });
+    const out = res.json as Array<{ ok?: boolean; error?: string }>;
     assert.equal(res.status, 201, JSON.stringify(out));
     assert.ok(out.every((r) => r.ok), `Couch took every document (no validate_doc_update): ${JSON.stringify(out)}`);
   }
 
   it('malformed record documents are never listed, counted or served, and a write replaces one', async () => {
-    const u = gw.newUser();
+    const u = env.gw.newUser();
     const first = await u.post('/storage/bookmarks', [{ id: 'good', payload: 'kept' }]);
     assert.equal(first.status, 200, first.text);
     const T = Math.round(first.json<{ modified: number }>().modified * 1000);

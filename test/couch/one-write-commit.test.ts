@@ -5,8 +5,7 @@
 // record straight in the user's database, behind the gateway's record index, with the admin's
 // credentials, then writing it again through a real gateway.
 import assert from 'node:assert/strict';
-import { basicAuth, testCouchUrl } from '../support/couch.js';
-import { startGateway, type TestGateway } from '../support/gateway.js';
+import { gatewayBesideCouchAdmin } from '../support/couch-admin.js';
 
 interface Listed {
   id: string;
@@ -16,28 +15,16 @@ interface Listed {
 
 describe('a small write committed in one bulk request (gateway on Couch)', function () {
   this.timeout(60_000);
-  let gw: TestGateway;
-  let base: string;
-  let auth: string;
-
-  before(async () => {
-    const url = await testCouchUrl();
-    const u = new URL(url);
-    base = `${u.protocol}//${u.host}`;
-    auth = basicAuth(u);
-    gw = await startGateway({ COUCH_URL: url });
-  });
-  after(() => gw?.close());
+  const env = gatewayBesideCouchAdmin();
 
   async function direct(method: string, path: string, body?: object): Promise<Record<string, unknown>> {
-    const res = await fetch(`${base}/${path}`, { method, headers: { Authorization: auth, 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
-    const out = (await res.json()) as Record<string, unknown>;
-    assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(out)}`);
-    return out;
+    const res = await env.couch(method, path, body);
+    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${JSON.stringify(res.json)}`);
+    return res.json as Record<string, unknown>;
   }
 
   it('a record changed in Couch behind the gateway is written in a commit after the one it lost, and the answer carries that commit', async () => {
-    const u = gw.newUser();
+    const u = env.gw.newUser();
     const first = await u.post('/storage/tabs', [
       { id: 'x', payload: 'x, first' },
       { id: 'y', payload: 'y, first' },
