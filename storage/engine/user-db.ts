@@ -605,8 +605,9 @@ export class UserDb {
         const chunks = await this.db.range<ChunkDoc>(start, end);
         // The commit's own records travel in the journal, after every staged chunk.
         await this.applyRecords(mergeStaged([...chunks, { _id: '', records: op.records ?? [] }]), collection, T, state, renew);
-        // Deleted with the commit of the state, the batch last: while it exists, the commit
-        // can be replayed, and once every record is applied a replay has nothing left to do.
+        // Deleted in the request that commits the state: until then the batch lets a crashed
+        // commit be replayed; from here on every record is applied, so a replay that finds it
+        // gone has nothing left to do.
         return [...chunks, batch];
       }
     }
