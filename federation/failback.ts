@@ -73,9 +73,11 @@ export class Failback {
       const report: FailbackReport = { node: n.name, users: 0, restamped: 0, skipped: 0, ms: 0 };
       try {
         await this.mergeNode(n.name, report);
-        await this.registry.recordEvent({ kind: 'failback', node: n.name });
-        this.logger.info({ failback: report }, 'node merged back and served again');
+        // Counted as soon as the node is served again: the event log is one more registry write, and
+        // a scrape that already sees the node active must see the failback too.
         this.opts.metrics?.failbacks.inc({ node: n.name });
+        this.logger.info({ failback: report }, 'node merged back and served again');
+        await this.registry.recordEvent({ kind: 'failback', node: n.name });
       } catch (err) {
         // What it did so far counts: the next attempt does not restamp those records again.
         this.logger.warn({ err, node: n.name, failback: { ...report, stopped: true } }, 'failback stopped; it starts over');

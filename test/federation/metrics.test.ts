@@ -94,6 +94,9 @@ describe('federation metrics: calls per node, replication, a node killed and bac
 
     await nodes.get(primary)!.restart();
     await waitFor(`${primary} merged back`, async () => (await nodeState(primary)) === 'active');
+    // The admin API may read the node active from the registry a moment before the merge's own
+    // answer reaches the gateway that counts it.
+    await waitFor('the failback counted', async () => (await scrape(gw.url, ADMIN)).value('syncgate_node_failbacks_total') >= 1);
     m = await scrape(gw.url, ADMIN);
     assert.equal(m.value('syncgate_node_failbacks_total', { node: primary }), 1);
     assert.equal(m.value('syncgate_node_state', { node: primary, state: 'up' }), 1);
