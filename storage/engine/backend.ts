@@ -3,7 +3,10 @@ import type { DocDb } from '../doc-db.js';
 import type { UpdateFeed } from './update-feed.js';
 
 export interface Backend {
-  /** True when no other process can open these databases (embedded LevelDB holds a lock). */
+  /**
+   * True when no other process can open these databases (embedded LevelDB holds a lock), and
+   * a bulk write of one database is atomic (one LevelDB batch).
+   */
   readonly exclusive: boolean;
   /** Check the design document after opening without holding up the request (remote nodes). */
   readonly installDesignInBackground?: boolean;

@@ -63,7 +63,7 @@ export class Retry extends Error {}
 const MOVED_RETRY_AFTER = 2;
 
 export interface UserDbOptions {
-  /** Only this process opens the database (embedded store): any pending write is orphaned. */
+  /** Only this process opens the database, whose bulk writes are atomic (embedded store): any pending write is orphaned. */
   exclusive: boolean;
   /** Identifies this process in pending writes. */
   owner: string;
@@ -422,6 +422,9 @@ export class UserDb {
       return { state: next, at: T };
     }
     const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() };
+    if (this.opts.exclusive && op.kind === 'write' && op.records.length <= APPLY_SLICE && state._rev !== undefined && state._rev === this.lastStateRev) {
+      return this.commitAtomically({ ...state, pending }, op, update);
+    }
     if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
       pending.op = op;
     } else {
@@ -464,6 +467,25 @@ export class UserDb {
     } finally {
       this.written = undefined;
     }
+  }
+
+  /**
+   * A small write on the embedded store: no pending marker, its records and the state that
+   * commits them in one bulk request. PouchDB writes a bulk request as one LevelDB batch, and
+   * no other process writes this database, so nothing can see half of it, nor find half of it
+   * after a crash: the marker and its journal, a write of the state that carries every record
+   * once more, would guard nothing. `state` is the last state this process wrote or read
+   * under the user's lock, so its compare-and-swap holds.
+   */
+  private async commitAtomically(state: StateDoc, op: Extract<JournalOp, { kind: 'write' }>, update: (s: StateDoc) => void): Promise<Committed> {
+    const p = state.pending as Pending;
+    const together = await this.finishInOneWrite(state, op, true);
+    // Only if something wrote the state behind this process's back. Records of this write may
+    // be stored at p.T without a committed state: the next attempt writes them all again later.
+    if (!together) throw new Retry();
+    this.neverWritten = false;
+    if (together.refused) return this.commit(together.done, this.nextTimestamp(together.done), p.collection, { kind: 'write', records: together.refused }, update);
+    return { state: together.done, at: p.T };
   }
 
   /**

@@ -132,4 +132,52 @@ describe('gateway killed during a batch commit (SIGKILL)', function () {
     }
     assert.equal(outcomes.length, 4);
   });
+
+  // A POST on the embedded store writes its records and the state that commits them in one
+  // LevelDB batch, with no pending marker to roll forward: a kill can only leave all of it or none.
+  it('POSTs killed after random delays: each POST is stored whole or not at all, acknowledged ones whole, and info/collections matches its newest', async () => {
+    for (let round = 0; round < 4; round++) {
+      const uid = randomInt(1, 2 ** 31);
+      const gw = await spawnOn();
+      const u = clientFor(gw, uid);
+      const acknowledged = new Set<number>();
+      let stop = false;
+      const writer = (async () => {
+        for (let n = 0; !stop; n++) {
+          const r = await u.post('/storage/forms', Array.from({ length: 50 }, (_, i) => ({ id: `p${n}r${i}`, payload: `post ${n}` }))).catch(() => undefined);
+          if (!r) return;
+          assert.equal(r.status, 200);
+          assert.equal(r.json().success.length, 50);
+          acknowledged.add(n);
+        }
+      })();
+      while (acknowledged.size < 3) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, round * 17));
+      await gw.kill();
+      stop = true;
+      await writer;
+
+      const again = await spawnOn();
+      const v = clientFor(again, uid);
+      const listing = await v.get('/storage/forms?full=1');
+      assert.equal(listing.status, 200, `the listing after restart: ${listing.status} ${listing.text}`);
+      const items = listing.json() as Array<{ id: string; payload: string; modified: number }>;
+      const byPost = new Map<number, Array<{ modified: number }>>();
+      for (const item of items) {
+        const n = Number(/^p(\d+)r/.exec(item.id)?.[1]);
+        assert.equal(item.payload, `post ${n}`);
+        byPost.set(n, [...(byPost.get(n) ?? []), item]);
+      }
+      for (const [n, records] of byPost) {
+        assert.equal(records.length, 50, `POST ${n} is stored whole, not ${records.length} of 50 records`);
+        assert.equal(new Set(records.map((r) => r.modified)).size, 1, `POST ${n}'s records carry one timestamp`);
+      }
+      for (const n of acknowledged) assert.ok(byPost.has(n), `acknowledged POST ${n} survived the kill`);
+      assert.ok(acknowledged.size > 0, 'some POSTs were acknowledged before the kill');
+      const newest = Math.max(...items.map((i) => i.modified));
+      const info = (await v.get('/info/collections')).json();
+      assert.equal(info.forms, newest, 'the collection timestamp is that of its newest stored POST');
+      await again.kill();
+    }
+  });
 });
