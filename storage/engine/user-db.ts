@@ -422,8 +422,9 @@ export class UserDb {
       return { state: next, at: T };
     }
     const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() };
-    if (this.opts.exclusive && op.kind === 'write' && op.records.length <= APPLY_SLICE && state._rev !== undefined && state._rev === this.lastStateRev) {
-      return this.commitAtomically({ ...state, pending }, op, update);
+    if (this.opts.exclusive && state._rev !== undefined && state._rev === this.lastStateRev) {
+      const whole = op.kind === 'write' ? { op, spent: [] } : op.kind === 'commit' ? await this.stagedWrite(op) : undefined;
+      if (whole && whole.op.records.length <= APPLY_SLICE) return this.commitAtomically({ ...state, pending }, whole.op, whole.spent, update);
     }
     if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
       pending.op = op;
@@ -477,15 +478,28 @@ export class UserDb {
    * once more, would guard nothing. `state` is the last state this process wrote or read
    * under the user's lock, so its compare-and-swap holds.
    */
-  private async commitAtomically(state: StateDoc, op: Extract<JournalOp, { kind: 'write' }>, update: (s: StateDoc) => void): Promise<Committed> {
+  private async commitAtomically(state: StateDoc, op: Extract<JournalOp, { kind: 'write' }>, spent: Doc[], update: (s: StateDoc) => void): Promise<Committed> {
     const p = state.pending as Pending;
-    const together = await this.finishInOneWrite(state, op, true);
+    const together = await this.finishInOneWrite(state, op, true, spent);
     // Only if something wrote the state behind this process's back. Records of this write may
     // be stored at p.T without a committed state: the next attempt writes them all again later.
     if (!together) throw new Retry();
     this.neverWritten = false;
     if (together.refused) return this.commit(together.done, this.nextTimestamp(together.done), p.collection, { kind: 'write', records: together.refused }, update);
     return { state: together.done, at: p.T };
+  }
+
+  /**
+   * A batch commit as one write: every staged record merged with the commit's own, and the
+   * batch's documents, deleted by the same request that commits them. Undefined when the batch
+   * is gone (the usual path answers that).
+   */
+  private async stagedWrite(op: Extract<JournalOp, { kind: 'commit' }>): Promise<{ op: Extract<JournalOp, { kind: 'write' }>; spent: Doc[] } | undefined> {
+    const batch = await this.db.get<BatchDoc>(batchId(op.batch));
+    if (!batch) return undefined;
+    const [start, end] = chunkRange(op.batch);
+    const chunks = await this.db.range<ChunkDoc>(start, end);
+    return { op: { kind: 'write', records: mergeStaged([...chunks, { _id: '', records: op.records ?? [] }]) }, spent: [...chunks, batch] };
   }
 
   /**
@@ -503,18 +517,23 @@ export class UserDb {
     state: StateDoc,
     op: Extract<JournalOp, { kind: 'write' }>,
     indexCurrent: boolean,
+    spent: Doc[] = [],
   ): Promise<{ done: StateDoc; refused?: BsoInput[] } | undefined> {
     const p = state.pending as Pending;
     // Bases from an index that may be behind would lose compare-and-swaps after the state is
     // committed: such a write reads them instead (a read costs Couch less than a write).
     const existing = await this.writeBases(p.collection, op.records, this.index.built && indexCurrent);
     const done = this.committed(state);
-    const results = await this.db.bulk([...recordDocs(op.records, existing, p.collection, p.T, state), done]);
+    const deletions = spent.map((d) => ({ _id: d._id, _rev: d._rev, _deleted: true }));
+    const results = await this.db.bulk([...recordDocs(op.records, existing, p.collection, p.T, state), ...deletions, done]);
     const committed = results.find((r) => r.id === STATE_ID);
     if (!committed?.ok || committed.rev === undefined) return undefined;
+    const undeleted = new Set(deletions.map((d) => d._id));
+    const lingering = results.filter((r) => undeleted.has(r.id) && !r.ok).map((r) => r.id);
+    if (lingering.length > 0) await this.deleteDocs(lingering);
     done._rev = committed.rev;
     this.lastStateRev = committed.rev;
-    const failed = new Set(results.filter((r) => !r.ok).map((r) => r.id));
+    const failed = new Set(results.filter((r) => !r.ok && !undeleted.has(r.id)).map((r) => r.id));
     const refused = op.records.filter((r) => failed.has(recordId(p.collection, r.id)));
     return refused.length > 0 ? { done, refused } : { done };
   }
