@@ -471,8 +471,8 @@ export class UserDb {
   }
 
   /**
-   * A small write on the embedded store: no pending marker, its records and the state that
-   * commits them in one bulk request. PouchDB writes a bulk request as one LevelDB batch, and
+   * A small write or batch commit on the embedded store: no pending marker, its records (and
+   * the deletion of the batch's documents) and the state that commits them in one bulk request. PouchDB writes a bulk request as one LevelDB batch, and
    * no other process writes this database, so nothing can see half of it, nor find half of it
    * after a crash: the marker and its journal, a write of the state that carries every record
    * once more, would guard nothing. `state` is the last state this process wrote or read
