@@ -423,8 +423,8 @@ export class UserDb {
     }
     const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() };
     if (this.opts.exclusive && state._rev !== undefined && state._rev === this.lastStateRev) {
-      const whole = op.kind === 'write' ? { op, spent: [] } : op.kind === 'commit' ? await this.stagedWrite(op) : undefined;
-      if (whole && whole.op.records.length <= APPLY_SLICE) return this.commitAtomically({ ...state, pending }, whole.op, whole.spent, update);
+      const whole = op.kind === 'write' ? (op.records.length <= APPLY_SLICE ? { op, spent: [] } : undefined) : op.kind === 'commit' ? await this.stagedWrite(op) : undefined;
+      if (whole) return this.commitAtomically({ ...state, pending }, whole.op, whole.spent, update);
     }
     if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
       pending.op = op;
@@ -492,11 +492,12 @@ export class UserDb {
   /**
    * A batch commit as one write: every staged record merged with the commit's own, and the
    * batch's documents, deleted by the same request that commits them. Undefined when the batch
-   * is gone (the usual path answers that).
+   * is gone (the usual path answers that) or holds more than one bulk request's records (the
+   * usual path applies them in slices; its chunks are not read here first).
    */
   private async stagedWrite(op: Extract<JournalOp, { kind: 'commit' }>): Promise<{ op: Extract<JournalOp, { kind: 'write' }>; spent: Doc[] } | undefined> {
     const batch = await this.db.get<BatchDoc>(batchId(op.batch));
-    if (!batch) return undefined;
+    if (!batch || batch.records + (op.records?.length ?? 0) > APPLY_SLICE) return undefined;
     const [start, end] = chunkRange(op.batch);
     const chunks = await this.db.range<ChunkDoc>(start, end);
     return { op: { kind: 'write', records: mergeStaged([...chunks, { _id: '', records: op.records ?? [] }]) }, spent: [...chunks, batch] };
