@@ -86,7 +86,7 @@ export class SyncStore implements Store {
             if (!(e instanceof Retry)) throw e;
             if (attempt >= WRITE_ATTEMPTS) throw new SyncError('conflict', 'records kept changing under a read');
             // Records past the state: a write in flight, or one committed since the state was cached.
-            u.invalidate();
+            u.settleWrite();
             u.index.stateRev = undefined;
             await backoff(attempt);
           }
@@ -123,7 +123,7 @@ export class SyncStore implements Store {
           throw new SyncError('conflict', 'too many concurrent writers');
         } finally {
           // Read-your-writes on this gateway, without waiting for the feed to report the write.
-          u.invalidate();
+          u.settleWrite();
         }
       }),
     );

@@ -227,6 +227,35 @@ export class UserDb {
   }
 
   /**
+   * The state this gateway's last commit left, with what the cache's guards were when that
+   * commit began: reads right after a write (the rest of a sync, on the same gateway) start
+   * from it instead of asking the store again.
+   */
+  private committedHere: { state: StateDoc; writes: number; epoch: number | undefined } | undefined;
+
+  /**
+   * A write is over (the caller held the user's lock throughout). Its committed state answers
+   * the next reads when nothing can have changed it since: on the embedded store nothing else
+   * writes; on Couch, a commit's compare-and-swap took the state as it stood, so only a write
+   * after it could have moved it, and the feed reports such a write after it happens. So the
+   * state is trusted only while no report has arrived since before the commit began (not even
+   * of this commit's own writes, which come 10-50 ms later and drop it as they do today) and
+   * the feed has not broken off. Otherwise the next read asks Couch, as before.
+   */
+  settleWrite(): void {
+    const mine = this.committedHere;
+    this.committedHere = undefined;
+    const trusted =
+      mine !== undefined &&
+      !mine.state.pending &&
+      mine.state._rev !== undefined &&
+      (this.opts.exclusive ||
+        (this.opts.stateCache !== undefined && mine.epoch !== undefined && mine.epoch === this.opts.stateCache.feed.epoch && mine.writes === this.writes));
+    this.invalidate();
+    if (trusted) this.cached = { state: mine.state, epoch: mine.epoch ?? 0, at: Date.now() };
+  }
+
+  /**
    * The committed state for a read: the cached one while it can be trusted, else readState().
    * Writes never use it: they read afresh, and their compare-and-swap would refuse a stale one.
    */
@@ -406,6 +435,12 @@ export class UserDb {
     op: JournalOp | undefined,
     update: (s: StateDoc) => void,
   ): Promise<Committed> {
+    this.committedHere = undefined;
+    const guards = { writes: this.writes, epoch: this.opts.stateCache?.feed.epoch };
+    const committed = (c: Committed): Committed => {
+      this.committedHere = { state: c.state, ...guards };
+      return c;
+    };
     // The index was current at this state and the swaps below leave no room for another writer:
     // it can follow what this commit writes instead of reading it back from the changes feed.
     const follow = !this.opts.exclusive && this.index.built && state._rev !== undefined && this.index.stateRev === state._rev;
@@ -419,12 +454,12 @@ export class UserDb {
       this.lastStateRev = rev;
       this.neverWritten = false;
       if (follow) this.index.stateRev = rev;
-      return { state: next, at: T };
+      return committed({ state: next, at: T });
     }
     const pending: Pending = { T, collection, owner: this.opts.owner, lease: Date.now() + this.opts.leaseMs, ...this.here() };
     if (this.opts.exclusive && state._rev !== undefined && state._rev === this.lastStateRev) {
       const whole = op.kind === 'write' ? (op.records.length <= APPLY_SLICE ? { op, spent: [] } : undefined) : op.kind === 'commit' ? await this.stagedWrite(op) : undefined;
-      if (whole) return this.commitAtomically({ ...state, pending }, whole.op, whole.spent, update);
+      if (whole) return committed(await this.commitAtomically({ ...state, pending }, whole.op, whole.spent, update));
     }
     if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
       pending.op = op;
@@ -464,7 +499,7 @@ export class UserDb {
         );
         this.index.stateRev = done._rev;
       }
-      return { state: done, at: T };
+      return committed({ state: done, at: T });
     } finally {
       this.written = undefined;
     }

@@ -42,6 +42,41 @@ describe('state cache coherent with the node\'s _db_updates feed (two gateways, 
     assert.equal(mine.tabs, Number(own.header('x-last-modified')), 'B must show its own write on the next read, without waiting for the feed');
   });
 
+  it('the reads right after B\'s own write start from the state that write committed (no state read from Couch), until the feed reports a change', async function () {
+    if (!env.feed) this.skip(); // nothing is cached without a feed; the first test proves B still shows its own write
+    const a = await env.gateway(env.couchUrl);
+    const b = await env.gateway(env.proxy.url);
+    const uid = randomInt(1, 2 ** 31);
+    const [ca, cb] = [env.client(a, uid), env.client(b, uid)];
+    assert.equal((await ca.post('/storage/history', [{ id: 'h1', payload: 'a' }])).status, 200);
+    await collectionsOf(cb);
+    await env.feedLive();
+    await sleep(1000); // the events of A's first write have come
+    await collectionsOf(cb);
+    // From here B hears of every write, its own included, 3 s late: the rest of a sync comes first.
+    env.proxy.feedDelayMs = 3000;
+    const before = env.proxy.stateReads;
+    const own = await cb.post('/storage/history', [{ id: 'h2', payload: 'b' }]);
+    assert.equal(own.status, 200, own.text);
+    const T = Number(own.header('x-last-modified'));
+    assert.equal((await collectionsOf(cb)).history, T);
+    const listed = await cb.get(`/storage/history?full=1&newer=${(T - 0.01).toFixed(2)}`);
+    assert.deepEqual(listed.json<Array<{ id: string }>>().map((r) => r.id), ['h2']);
+    const again = await cb.post('/storage/history', [{ id: 'h3', payload: 'c' }], { 'X-If-Unmodified-Since': own.header('x-last-modified') as string });
+    assert.equal(again.status, 200, again.text);
+    assert.equal((await collectionsOf(cb)).history, Number(again.header('x-last-modified')));
+    assert.equal(env.proxy.stateReads - before, 0, 'two POSTs and the reads between them asked Couch for the state');
+    // A write by another gateway after B's: once B's feed reports it, B's next read asks Couch.
+    const w = await ca.post('/storage/history', [{ id: 'h4', payload: 'd' }]);
+    assert.equal(w.status, 200, w.text);
+    const Ta = Number(w.header('x-last-modified'));
+    const deadline = Date.now() + COHERENT_DEADLINE_MS;
+    while ((await collectionsOf(cb)).history !== Ta) {
+      assert.ok(Date.now() < deadline, `B still does not show A's write ${COHERENT_DEADLINE_MS} ms after it`);
+      await sleep(50);
+    }
+  });
+
   it('a write through gateway A reaches gateway B\'s reads (info/collections, its 304, the listing)', async () => {
     const a = await env.gateway(env.couchUrl);
     const b = await env.gateway(env.proxy.url);
