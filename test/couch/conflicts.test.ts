@@ -197,7 +197,11 @@ describe('replication conflicts never reach a client (gateway on Couch)', functi
       base: `${u.protocol}//${u.host}`,
       auth: basicAuth(u),
     };
-    gw = await startGateway({ COUCH_URL: url });
+    // The state cache off: what these tests write into Couch behind the gateway's back reaches a
+    // caching gateway through the node's feed, 10-50 ms later, and a write's own committed state
+    // answers the reads before it (test/couch/state-cache.test.ts proves that path). Here the
+    // next read must meet the injected revision.
+    gw = await startGateway({ COUCH_URL: url, SYNCGATE_STATE_CACHE_MS: '0' });
   });
   after(() => gw?.close());
 

@@ -29,7 +29,11 @@ describe('a state document damaged by replication (Couch)', () => {
   before(async () => {
     couch = new URL(await testCouchUrl());
     auth = basicAuth(couch);
-    gw = await startGateway({ COUCH_URL: couch.href });
+    // The state cache off: what these tests write into Couch behind the gateway's back reaches a
+    // caching gateway through the node's feed, 10-50 ms later, and a write's own committed state
+    // answers the reads before it (test/couch/state-cache.test.ts proves that path). Here the
+    // next read must meet the injected revision.
+    gw = await startGateway({ COUCH_URL: couch.href, SYNCGATE_STATE_CACHE_MS: '0' });
   });
   after(() => gw.close());
 
