@@ -86,7 +86,7 @@ export class SyncStore implements Store {
             if (!(e instanceof Retry)) throw e;
             if (attempt >= WRITE_ATTEMPTS) throw new SyncError('conflict', 'records kept changing under a read');
             // Records past the state: a write in flight, or one committed since the state was cached.
-            u.settleWrite();
+            u.invalidate();
             u.index.stateRev = undefined;
             await backoff(attempt);
           }
