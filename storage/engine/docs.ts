@@ -26,6 +26,12 @@ export interface RecordDoc extends Doc {
   s?: number;
   /** Expiry (ms); absent means never. */
   x?: number;
+  /**
+   * Created by a write with no pending state (UserDb.createInOneWrite): as long as it is
+   * stamped past its collection's committed timestamp, it is uncommitted and replaced nothing,
+   * so a reader skips it rather than wait for a write in flight.
+   */
+  f?: 1;
 }
 
 export type JournalOp =
@@ -115,6 +121,6 @@ export function wellFormedRecord(doc: Doc | undefined): RecordDoc | undefined {
   const r = doc as Partial<RecordDoc>;
   if (typeof r.c !== 'string' || typeof r.i !== 'string' || doc._id !== recordId(r.c, r.i)) return undefined;
   if (!isInt(r.w) || r.w < 0 || !isInt(r.m) || r.m < 0 || typeof r.p !== 'string' || !isInt(r.n) || r.n < 0) return undefined;
-  if ((r.s !== undefined && !isInt(r.s)) || (r.x !== undefined && !isInt(r.x))) return undefined;
+  if ((r.s !== undefined && !isInt(r.s)) || (r.x !== undefined && !isInt(r.x)) || (r.f !== undefined && r.f !== 1)) return undefined;
   return doc as RecordDoc;
 }

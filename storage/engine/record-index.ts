@@ -32,7 +32,8 @@ export class RecordIndex {
   /**
    * The newest write stamp in the collection. Above the committed timestamp, a write is in
    * flight (records applied, state not yet moved): its records replaced older versions that a
-   * reader of the committed state would otherwise miss.
+   * reader of the committed state would otherwise miss. Records created with their commit
+   * (no pending state) are not counted: they replaced nothing.
    */
   newestWriteIn(collection: string): number {
     return this.newestWrite.get(collection) ?? 0;
@@ -78,7 +79,8 @@ export class RecordIndex {
       if (r.x < this.earliestExpiry) this.earliestExpiry = r.x;
     }
     entries.set(r.i, entry);
-    if (r.w > (this.newestWrite.get(r.c) ?? 0)) this.newestWrite.set(r.c, r.w);
+    // A record created with its commit replaced nothing: uncommitted, it is only not listed.
+    if (!r.f && r.w > (this.newestWrite.get(r.c) ?? 0)) this.newestWrite.set(r.c, r.w);
   }
 
   private remove(docId: string): void {

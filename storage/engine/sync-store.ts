@@ -191,7 +191,7 @@ export class SyncStore implements Store {
           continue;
         }
         // A write started after the index was read: what it replaced is not in these documents.
-        for (const d of docs.values()) if (d.w > lastModified) throw new Retry();
+        for (const d of docs.values()) if (d.w > lastModified && !d.f) throw new Retry();
         const items: Bso[] = [];
         for (const e of page.entries) {
           const doc = wellFormedRecord(docs.get(recordId(collection, e.id)));
@@ -207,7 +207,7 @@ export class SyncStore implements Store {
     return this.read(uid, async (u, s) => {
       const doc = wellFormedRecord(await u.readDoc<RecordDoc>(recordId(collection, id)));
       // Stamped past the committed state: a write in flight replaced the version to answer.
-      if (doc && doc.w > (s.collections[collection] ?? 0) && doc.w > deletionFloor(s, collection)) throw new Retry();
+      if (doc && doc.w > (s.collections[collection] ?? 0) && doc.w > deletionFloor(s, collection) && !doc.f) throw new Retry();
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, true);
       if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });
@@ -355,7 +355,7 @@ export class SyncStore implements Store {
     return this.write(uid, async (u, s, T) => {
       const doc = wellFormedRecord(await u.readDoc<RecordDoc>(recordId(collection, id)));
       // Stamped past the committed state: a write in flight replaced the version to answer.
-      if (doc && doc.w > (s.collections[collection] ?? 0) && doc.w > deletionFloor(s, collection)) throw new Retry();
+      if (doc && doc.w > (s.collections[collection] ?? 0) && doc.w > deletionFloor(s, collection) && !doc.f) throw new Retry();
       const live = doc && isLive(doc, s, collection, readClock(s)) ? doc : undefined;
       checkPreconditions(live?.m ?? 0, pre, false);
       if (!live) throw new SyncError('not-found', 'no such record', { lastModified: 0 });

@@ -8,6 +8,7 @@
 //
 // A small write (its journal inline in the state, one bulk of records) does 3 and 4 in one bulk
 // request: Couch's cost is in its writes (fsync, B-tree appends), and this saves one per POST.
+// One that only creates records skips step 2 as well (createInOneWrite says why that is safe).
 //
 // Readers only see records whose write is committed (w <= collection timestamp), so a write
 // between 2 and 4 is invisible. Whoever finds a pending write whose owner is gone (crashed
@@ -461,6 +462,12 @@ export class UserDb {
       const whole = op.kind === 'write' ? (op.records.length <= APPLY_SLICE ? { op, spent: [] } : undefined) : op.kind === 'commit' ? await this.stagedWrite(op) : undefined;
       if (whole) return committed(await this.commitAtomically({ ...state, pending }, whole.op, whole.spent, update));
     }
+    // The stored versions a small write merges into, read (or taken from a current index) once.
+    let bases: Map<string, RecordDoc> | undefined;
+    if (!this.opts.exclusive && op.kind === 'write' && op.records.length <= APPLY_SLICE && state._rev !== undefined) {
+      bases = await this.writeBases(collection, op.records, this.index.built && follow);
+      if (bases.size === 0) return committed(await this.createInOneWrite({ ...state, pending }, op, follow, update));
+    }
     if (JSON.stringify(op).length <= INLINE_JOURNAL_CHARS) {
       pending.op = op;
     } else {
@@ -482,7 +489,7 @@ export class UserDb {
     try {
       // A small write: its records and the state that commits them go in one write, not two.
       const oneWrite = op.kind === 'write' && pending.op !== undefined && op.records.length <= APPLY_SLICE;
-      const together = oneWrite ? await this.finishInOneWrite(claimed, op, this.opts.exclusive || follow) : undefined;
+      const together = oneWrite ? await this.finishInOneWrite(claimed, op, this.opts.exclusive || follow, [], bases) : undefined;
       if (together?.refused) {
         // Committed without these records: another writer changed them under this one
         // (replication, a write behind the index's back). They go in a commit of their own,
@@ -525,6 +532,57 @@ export class UserDb {
   }
 
   /**
+   * A small write on Couch whose records are all new (none stored, by the index or a read): its
+   * records and the state that commits them in one bulk request, with no pending marker before.
+   * The marker is there so that a write cut short is finished rather than left half applied;
+   * here nothing can be half applied. CouchDB writes a single-shard database's bulk request
+   * in one commit, so a crash leaves all of it or none; records whose compare-and-swap fails
+   * (created meanwhile by another writer) are committed right after, as in finishInOneWrite;
+   * and if the state's swap fails, the records just created are deleted again before the
+   * write starts over. Until then they are uncommitted (stamped past their collection's
+   * timestamp) and no reader lists them; none of them replaced a stored version.
+   *
+   * What is given up: a request whose answer is lost (a gateway that dies, or Couch that
+   * times out, before the state is known to be refused and the records deleted) may leave new
+   * records that appear at the user's next write to their collection, as if written then. The
+   * client was not answered with a success, and Firefox uploads such records again.
+   */
+  private async createInOneWrite(state: StateDoc, op: Extract<JournalOp, { kind: 'write' }>, follow: boolean, update: (s: StateDoc) => void): Promise<Committed> {
+    const p = state.pending as Pending;
+    const done = this.committed(state);
+    const records = recordDocs(op.records, new Map(), p.collection, p.T, state).map((d): RecordDoc => ({ ...d, f: 1 }));
+    const written: WrittenDoc[] = [];
+    this.written = follow ? written : undefined;
+    let results: BulkResult[];
+    try {
+      results = await this.db.bulk([...records, done]);
+    } finally {
+      this.written = undefined;
+    }
+    const committed = results.find((r) => r.id === STATE_ID);
+    if (!committed?.ok || committed.rev === undefined) {
+      const created = results.filter((r) => r.ok && r.rev !== undefined && r.id !== STATE_ID);
+      failpoint('commit:created-uncommitted');
+      if (created.length > 0) await this.db.bulk(created.map((r) => ({ _id: r.id, _rev: r.rev as string, _deleted: true })));
+      throw new Retry();
+    }
+    done._rev = committed.rev;
+    this.lastStateRev = committed.rev;
+    this.neverWritten = false;
+    const failed = new Set(results.filter((r) => !r.ok).map((r) => r.id));
+    const refused = op.records.filter((r) => failed.has(recordId(p.collection, r.id)));
+    if (refused.length > 0) return this.commit(done, this.nextTimestamp(done), p.collection, { kind: 'write', records: refused }, update);
+    if (follow && !written.some((w) => w.rev === undefined)) {
+      this.index.written(
+        written.map((w) => w.doc),
+        written.map((w) => w.rev),
+      );
+      this.index.stateRev = done._rev;
+    }
+    return { state: done, at: p.T };
+  }
+
+  /**
    * A batch commit as one write: every staged record merged with the commit's own, and the
    * batch's documents, deleted by the same request that commits them. Undefined when the batch
    * is gone (the usual path answers that) or holds more than one bulk request's records (the
@@ -554,11 +612,12 @@ export class UserDb {
     op: Extract<JournalOp, { kind: 'write' }>,
     indexCurrent: boolean,
     spent: Doc[] = [],
+    bases?: Map<string, RecordDoc>,
   ): Promise<{ done: StateDoc; refused?: BsoInput[] } | undefined> {
     const p = state.pending as Pending;
     // Bases from an index that may be behind would lose compare-and-swaps after the state is
     // committed: such a write reads them instead (a read costs Couch less than a write).
-    const existing = await this.writeBases(p.collection, op.records, this.index.built && indexCurrent);
+    const existing = bases ?? (await this.writeBases(p.collection, op.records, this.index.built && indexCurrent));
     const done = this.committed(state);
     const deletions = spent.map((d) => ({ _id: d._id, _rev: d._rev, _deleted: true }));
     const results = await this.db.bulk([...recordDocs(op.records, existing, p.collection, p.T, state), ...deletions, done]);

@@ -20,7 +20,7 @@ export interface ProxiedCouch {
   /** A fresh proxy for each test. */
   proxy: CouchProxy;
   /** A gateway on the Couch at viaCouch (couchUrl, or proxy.url), its state cache on. */
-  gateway(viaCouch: string): Promise<GatewayProcess>;
+  gateway(viaCouch: string, extraEnv?: Record<string, string>): Promise<GatewayProcess>;
   client(g: GatewayProcess, uid: number): SyncClient;
   /** Resolves once the gateway behind the proxy follows the feed: it has asked twice (since=now, then the longpoll). */
   feedLive(): Promise<void>;
@@ -31,10 +31,10 @@ export function proxiedCouch(): ProxiedCouch {
   const gateways: GatewayProcess[] = [];
   const dirs: string[] = [];
   const env = {
-    async gateway(viaCouch: string): Promise<GatewayProcess> {
+    async gateway(viaCouch: string, extraEnv: Record<string, string> = {}): Promise<GatewayProcess> {
       const dir = await mkdtemp(join(tmpdir(), 'syncgate-proxied-'));
       dirs.push(dir);
-      const g = await spawnGateway({ SYNCGATE_DATA: dir, SYNC_MASTER_SECRET: secret, PORT: '0', COUCH_URL: viaCouch, SYNCGATE_STATE_CACHE_MS: '60000' });
+      const g = await spawnGateway({ SYNCGATE_DATA: dir, SYNC_MASTER_SECRET: secret, PORT: '0', COUCH_URL: viaCouch, SYNCGATE_STATE_CACHE_MS: '60000', ...extraEnv });
       gateways.push(g);
       return g;
     },
