@@ -125,13 +125,18 @@ export class Mover {
     if (target.owner !== undefined && target.owner !== doc.email) throw new AdminError(409, `node ${to} is another person's own Couch`);
     const replica = target.owner !== undefined && opts.replica !== true ? undefined : this.replicaFor(target, doc);
     const move: MoveRecord = { to, from: doc.node, requestedAt: Date.now(), ...(replica ? { replica } : {}), ...(doc.replica ? { fromReplica: doc.replica } : {}) };
+    // Noted before the record: a gateway that dies between the two leaves a note that finds the
+    // move (or, with no move recorded, is dropped a lease later), never a move nobody finds:
+    // an evacuation skips a user whose move is under way and would wait for it forever.
+    await this.registry.noteMove(uid);
     const stored = await this.registry.updateUid(uid, (u) => (u.move || u.node !== doc.node ? undefined : { ...u, move }));
+    failpoint('move:recorded');
     if (!stored?.move || stored.move.requestedAt !== move.requestedAt) {
       if (stored?.move?.to === to) return moveStatus(stored);
       throw new AdminError(409, `uid ${uid} changed meanwhile; ask again`);
     }
-    // Noted after the record: a gateway that finds the note finds the move. (Asked again, a
-    // move whose note was lost is noted again.)
+    // Noted again: another gateway may have dropped the first note as stale (a note with no
+    // move recorded yet, older than a lease) had recording it taken that long.
     await this.registry.noteMove(uid);
     void this.tick();
     return moveStatus(stored);

@@ -100,7 +100,10 @@ describe('moves interrupted by killed gateways and nodes', function () {
   async function moveDyingAt(uid: number, to: string, failpoint: string): Promise<void> {
     await gw?.kill('SIGTERM');
     const dying = await spawn({ SYNCGATE_FAILPOINT: failpoint });
-    await admin('POST', `/users/${uid}/move`, { to });
+    // move:recorded fires inside the request, which then gets no answer.
+    const asked = admin('POST', `/users/${uid}/move`, { to });
+    if (failpoint === 'move:recorded') await asked.catch(() => undefined);
+    else await asked;
     await waitFor(`the gateway to die at ${failpoint}`, async () => dying.child.signalCode !== null || dying.child.exitCode !== null);
     assert.equal(dying.child.signalCode, 'SIGKILL', `killed at ${failpoint}`);
     gw = undefined;
@@ -115,7 +118,9 @@ describe('moves interrupted by killed gateways and nodes', function () {
     assert.deepEqual([...load.acked].filter((id) => !load.seen.has(id)), [], 'the second device listed every acknowledged record');
   }
 
-  for (const failpoint of ['move:after-copy', 'move:after-retire', 'move:before-switch']) {
+  // move:recorded: dead right after recording the move, before its first step (an evacuation
+  // once stalled there: it skips a user whose move is under way, and nobody ran that move).
+  for (const failpoint of ['move:recorded', 'move:after-copy', 'move:after-retire', 'move:before-switch']) {
     it(`a move whose gateway dies at ${failpoint} is finished by the next gateway`, async () => {
       const { creds, load, from, to } = await busyUser();
       await moveDyingAt(creds.uid, to, failpoint);
