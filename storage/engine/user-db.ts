@@ -499,13 +499,7 @@ export class UserDb {
       }
       const done = together?.done ?? (await this.finish(claimed, op));
       // Committed by this swap, not rolled forward by someone who presumed us dead.
-      if (this.written === written && !written.some((w) => w.rev === undefined)) {
-        this.index.written(
-          written.map((w) => w.doc),
-          written.map((w) => w.rev),
-        );
-        this.index.stateRev = done._rev;
-      }
+      if (this.written === written) this.followCommit(written, done);
       return committed({ state: done, at: T });
     } finally {
       this.written = undefined;
@@ -572,14 +566,18 @@ export class UserDb {
     const failed = new Set(results.filter((r) => !r.ok).map((r) => r.id));
     const refused = op.records.filter((r) => failed.has(recordId(p.collection, r.id)));
     if (refused.length > 0) return this.commit(done, this.nextTimestamp(done), p.collection, { kind: 'write', records: refused }, update);
-    if (follow && !written.some((w) => w.rev === undefined)) {
-      this.index.written(
-        written.map((w) => w.doc),
-        written.map((w) => w.rev),
-      );
-      this.index.stateRev = done._rev;
-    }
+    if (follow) this.followCommit(written, done);
     return { state: done, at: p.T };
+  }
+
+  /** The index, current at the state a commit began from, takes what it wrote: current at `done`. */
+  private followCommit(written: WrittenDoc[], done: StateDoc): void {
+    if (written.some((w) => w.rev === undefined)) return;
+    this.index.written(
+      written.map((w) => w.doc),
+      written.map((w) => w.rev),
+    );
+    this.index.stateRev = done._rev;
   }
 
   /**
